@@ -1,0 +1,60 @@
+# Every target creates what it needs on a fresh machine: the Python virtual
+# environment (.venv) and the pinned CDK CLI (node_modules). No AWS credentials
+# are needed for synth, test or lint.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+CDK := node_modules/.bin/cdk
+ENV ?= dev
+CDK_FLAGS := --no-notices -c env=$(ENV)
+export CDK_DISABLE_CLI_TELEMETRY := true
+export JSII_SILENCE_WARNING_UNTESTED_NODE_VERSION := 1
+
+.PHONY: help setup setup-dev synth test lint deploy destroy diff clean
+
+help:
+	@echo "make synth  [ENV=dev]   synthesize every stack of ENV into cdk.out (offline)"
+	@echo "make test               run the whole test suite (offline, no Docker)"
+	@echo "make lint               ruff"
+	@echo "make deploy ENV=name    deploy ENV (needs AWS credentials and cdk bootstrap)"
+	@echo "make destroy ENV=name   destroy ENV (see README: what each environment keeps)"
+
+$(VENV)/.app-installed: requirements.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade "pip>=24"
+	$(PY) -m pip install --quiet -r requirements.txt
+	touch $@
+
+$(VENV)/.dev-installed: $(VENV)/.app-installed requirements-dev.txt requirements-model.txt
+	$(PY) -m pip install --quiet -r requirements-dev.txt
+	touch $@
+
+node_modules/.installed: package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+setup: $(VENV)/.app-installed node_modules/.installed
+setup-dev: $(VENV)/.dev-installed node_modules/.installed
+
+synth: setup
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(CDK) synth $(CDK_FLAGS) --all --quiet
+
+test: setup-dev
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) -m pytest
+
+lint: setup-dev
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+diff: setup
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(CDK) diff $(CDK_FLAGS) --all
+
+deploy: setup
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(CDK) deploy $(CDK_FLAGS) --all --require-approval broadening
+
+destroy: setup
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(CDK) destroy $(CDK_FLAGS) --all --force
+
+clean:
+	rm -rf cdk.out build .pytest_cache
