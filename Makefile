@@ -10,6 +10,7 @@ ENV ?= dev
 CDK_FLAGS := --no-notices -c env=$(ENV)
 export CDK_DISABLE_CLI_TELEMETRY := true
 export JSII_SILENCE_WARNING_UNTESTED_NODE_VERSION := 1
+export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION := 1
 
 .PHONY: help setup setup-dev synth test lint deploy destroy diff clean
 
@@ -38,7 +39,7 @@ setup: $(VENV)/.app-installed node_modules/.installed
 setup-dev: $(VENV)/.dev-installed node_modules/.installed
 
 synth: setup
-	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(CDK) synth $(CDK_FLAGS) --all --quiet
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(CDK) synth $(CDK_FLAGS) --quiet
 
 test: setup-dev
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) -m pytest

@@ -1,0 +1,1 @@
+"""CDK infrastructure code: one module per stack or reusable construct."""

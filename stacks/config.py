@@ -1,0 +1,336 @@
+"""One typed, validated configuration object per environment.
+
+Settings live in ``cdk.json`` under ``context.environments.<name>``. They are
+checked once, here, before any construct is built, so that a typo or an
+unsupported value fails ``cdk synth`` with one line naming the key, the bad
+value and what is allowed, instead of surfacing an hour into a deployment.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from stacks.instance_types import (
+    is_gpu_endpoint_instance,
+    is_known_endpoint_instance,
+    is_known_search_instance,
+)
+from stacks.log_retention import ALLOWED_DAYS
+
+
+class ConfigError(ValueError):
+    """A configuration problem, worded for the person editing cdk.json."""
+
+
+# Engine versions the managed service offers that support asymmetric remote
+# models (ML Commons asymmetric embedding arrived in OpenSearch 3.5).
+SUPPORTED_ENGINE_VERSIONS = ("3.5", "3.7")
+REMOVAL_POLICIES = ("destroy", "retain")
+SPACE_TYPES = ("cosinesimil", "innerproduct", "l2")
+LOG_RETENTION_DAYS = ALLOWED_DAYS
+MASTER_COUNTS = (0, 3, 5)
+AWS_REGION_RE = re.compile(r"^[a-z]{2}(-gov|-iso|-isob)?-[a-z]+-\d$")
+ACCOUNT_RE = re.compile(r"^\d{12}$")
+APP_NAME_RE = re.compile(r"^[a-z][a-z0-9]{1,11}$")
+ENV_NAME_RE = re.compile(r"^[a-z][a-z0-9]{1,9}$")
+INDEX_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_\-]{0,99}$")
+FIELD_NAME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,63}$")
+REVISION_RE = re.compile(r"^[0-9a-f]{40}$")
+MODEL_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*/[A-Za-z0-9][A-Za-z0-9_.\-]*$")
+
+
+@dataclass(frozen=True)
+class EnvironmentConfig:
+    """Everything that differs between dev, staging and prod.
+
+    Field defaults are the values a key takes when an environment omits it;
+    the docstring of each group says why the default is what it is.
+    """
+
+    name: str
+    app_name: str = "e5search"
+
+    # Where to deploy. Both absent: an environment-agnostic template that
+    # deploys to whatever account/region the credentials point at.
+    account: str | None = None
+    region: str | None = None
+
+    # OpenSearch domain. 3.7 rather than 3.5: 3.5 has a bug for symmetric
+    # remote models with a model_config (fixed in 3.6).
+    engine_version: str = "3.7"
+    data_node_instance_type: str = "r7g.large.search"
+    data_node_count: int = 1
+    dedicated_master_count: int = 0
+    dedicated_master_instance_type: str = "m7g.large.search"
+    availability_zones: int = 1
+    ebs_volume_size_gib: int = 20
+    ebs_volume_type: str = "gp3"
+    log_retention_days: int = 30
+
+    # SageMaker endpoint.
+    endpoint_instance_type: str = "ml.m5.large"
+    endpoint_initial_instance_count: int = 1
+    endpoint_min_capacity: int = 1
+    endpoint_max_capacity: int = 2
+    # Invocations per instance per minute at which autoscaling adds capacity.
+    endpoint_target_invocations_per_instance: int = 600
+
+    # The embedding model. The revision is pinned so a redeploy never picks up
+    # a different set of weights silently.
+    model_id: str = "intfloat/multilingual-e5-small"
+    model_revision: str = "614241f622f53c4eeff9890bdc4f31cfecc418b3"
+    embedding_dimension: int = 384
+    space_type: str = "cosinesimil"
+    query_prefix: str = "query: "
+    passage_prefix: str = "passage: "
+
+    # The semantic index.
+    index_name: str = "documents"
+    semantic_field: str = "passage_text"
+    index_shards: int = 1
+    index_replicas: int = 0
+
+    # destroy: `cdk destroy` removes everything. retain: the domain, its data
+    # and its logs survive a destroy (and a stack replacement).
+    removal_policy: str = "destroy"
+
+    # Pipeline: a protected environment gets a manual approval before deploy.
+    protected: bool = False
+
+    @property
+    def prefix(self) -> str:
+        """Prefix of every physical name, so two environments share an account safely."""
+        return f"{self.app_name}-{self.name}"
+
+    @property
+    def domain_name(self) -> str:
+        """OpenSearch domain names: 3-28 chars, lowercase, start with a letter."""
+        return f"{self.prefix}-search"
+
+    @property
+    def endpoint_name(self) -> str:
+        """SageMaker endpoint names keep their case, but ARNs use the lowercase form."""
+        return f"{self.prefix}-e5"
+
+    @property
+    def retain(self) -> bool:
+        return self.removal_policy == "retain"
+
+    @property
+    def endpoint_uses_gpu(self) -> bool:
+        return is_gpu_endpoint_instance(self.endpoint_instance_type)
+
+
+_FIELDS = {f.name: f for f in dataclasses.fields(EnvironmentConfig)}
+_SETTABLE = sorted(k for k in _FIELDS if k not in ("name", "app_name"))
+
+
+def _fail(env: str, key: str, value: Any, allowed: str) -> ConfigError:
+    return ConfigError(
+        f"cdk.json environments.{env}.{key}: {value!r} is not allowed; expected {allowed}"
+    )
+
+
+def _expect_int(env: str, key: str, value: Any, lo: int, hi: int) -> int:
+    # bool is an int subclass in Python; `true` for a count is a mistake.
+    if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
+        raise _fail(env, key, value, f"an integer from {lo} to {hi}")
+    return value
+
+
+def _expect_choice(env: str, key: str, value: Any, choices: tuple[Any, ...]) -> Any:
+    if value not in choices or isinstance(value, bool) != isinstance(choices[0], bool):
+        raise _fail(env, key, value, "one of " + ", ".join(repr(c) for c in choices))
+    return value
+
+
+def _expect_match(env: str, key: str, value: Any, pattern: re.Pattern[str], what: str) -> str:
+    if not isinstance(value, str) or not pattern.match(value):
+        raise _fail(env, key, value, what)
+    return value
+
+
+def _validate(env: str, raw: dict[str, Any]) -> dict[str, Any]:
+    """Check each key on its own, then the rules that tie keys together."""
+    v: dict[str, Any] = {}
+    for key, value in raw.items():
+        if key not in _FIELDS or key in ("name", "app_name"):
+            raise ConfigError(
+                f"cdk.json environments.{env}: unknown key {key!r}; "
+                f"allowed keys are {', '.join(_SETTABLE)}"
+            )
+        if key == "account":
+            v[key] = _expect_match(env, key, value, ACCOUNT_RE, "a 12-digit AWS account id")
+        elif key == "region":
+            v[key] = _expect_match(
+                env, key, value, AWS_REGION_RE, "an AWS region such as us-east-1"
+            )
+        elif key == "engine_version":
+            if not isinstance(value, str):
+                raise _fail(env, key, value, 'a string such as "3.7"')
+            v[key] = _expect_choice(env, key, value, SUPPORTED_ENGINE_VERSIONS)
+        elif key in ("data_node_instance_type", "dedicated_master_instance_type"):
+            if not isinstance(value, str) or not is_known_search_instance(value):
+                raise _fail(
+                    env, key, value, "an OpenSearch Service instance type such as r7g.large.search"
+                )
+            v[key] = value
+        elif key == "endpoint_instance_type":
+            if not isinstance(value, str) or not is_known_endpoint_instance(value):
+                raise _fail(
+                    env,
+                    key,
+                    value,
+                    "a SageMaker real-time inference instance type such as ml.m5.large",
+                )
+            v[key] = value
+        elif key == "data_node_count":
+            v[key] = _expect_int(env, key, value, 1, 80)
+        elif key == "dedicated_master_count":
+            v[key] = _expect_choice(env, key, value, MASTER_COUNTS)
+        elif key == "availability_zones":
+            v[key] = _expect_choice(env, key, value, (1, 2, 3))
+        elif key == "ebs_volume_size_gib":
+            v[key] = _expect_int(env, key, value, 10, 16384)
+        elif key == "ebs_volume_type":
+            v[key] = _expect_choice(env, key, value, ("gp3", "gp2", "io1"))
+        elif key == "log_retention_days":
+            v[key] = _expect_choice(env, key, value, LOG_RETENTION_DAYS)
+        elif key == "endpoint_initial_instance_count":
+            v[key] = _expect_int(env, key, value, 1, 20)
+        elif key in ("endpoint_min_capacity", "endpoint_max_capacity"):
+            v[key] = _expect_int(env, key, value, 1, 40)
+        elif key == "endpoint_target_invocations_per_instance":
+            v[key] = _expect_int(env, key, value, 1, 100000)
+        elif key == "model_id":
+            v[key] = _expect_match(
+                env, key, value, MODEL_ID_RE, "a Hugging Face model id such as owner/name"
+            )
+        elif key == "model_revision":
+            v[key] = _expect_match(
+                env, key, value, REVISION_RE, "a 40-character lowercase hex commit id"
+            )
+        elif key == "embedding_dimension":
+            v[key] = _expect_int(env, key, value, 1, 16000)
+        elif key == "space_type":
+            v[key] = _expect_choice(env, key, value, SPACE_TYPES)
+        elif key in ("query_prefix", "passage_prefix"):
+            if not isinstance(value, str) or len(value) > 64:
+                raise _fail(env, key, value, "a string of at most 64 characters (may be empty)")
+            v[key] = value
+        elif key == "index_name":
+            v[key] = _expect_match(
+                env,
+                key,
+                value,
+                INDEX_NAME_RE,
+                "a lowercase index name of letters, digits, '_' and '-' (not starting with _ or -)",
+            )
+        elif key == "semantic_field":
+            v[key] = _expect_match(
+                env, key, value, FIELD_NAME_RE, "a field name of letters, digits and '_'"
+            )
+        elif key == "index_shards":
+            v[key] = _expect_int(env, key, value, 1, 64)
+        elif key == "index_replicas":
+            v[key] = _expect_int(env, key, value, 0, 5)
+        elif key == "removal_policy":
+            v[key] = _expect_choice(env, key, value, REMOVAL_POLICIES)
+        elif key == "protected":
+            if not isinstance(value, bool):
+                raise _fail(env, key, value, "true or false")
+            v[key] = value
+        else:  # pragma: no cover - every field above has a rule
+            raise AssertionError(f"no validation rule for {key}")
+    return v
+
+
+def _cross_check(cfg: EnvironmentConfig) -> None:
+    """Rules that involve several keys; each names the keys in conflict."""
+    env = cfg.name
+    if cfg.endpoint_min_capacity > cfg.endpoint_max_capacity:
+        raise ConfigError(
+            f"cdk.json environments.{env}: endpoint_min_capacity ({cfg.endpoint_min_capacity}) "
+            f"must not exceed endpoint_max_capacity ({cfg.endpoint_max_capacity})"
+        )
+    if (
+        not cfg.endpoint_min_capacity
+        <= cfg.endpoint_initial_instance_count
+        <= (cfg.endpoint_max_capacity)
+    ):
+        raise ConfigError(
+            f"cdk.json environments.{env}: endpoint_initial_instance_count "
+            f"({cfg.endpoint_initial_instance_count}) must lie between endpoint_min_capacity "
+            f"({cfg.endpoint_min_capacity}) and endpoint_max_capacity ({cfg.endpoint_max_capacity})"
+        )
+    if cfg.availability_zones > 1 and cfg.data_node_count % cfg.availability_zones:
+        raise ConfigError(
+            f"cdk.json environments.{env}: data_node_count ({cfg.data_node_count}) must be a "
+            f"multiple of availability_zones ({cfg.availability_zones}) so shards spread evenly"
+        )
+    if cfg.index_replicas >= cfg.data_node_count and cfg.index_replicas > 0:
+        raise ConfigError(
+            f"cdk.json environments.{env}: index_replicas ({cfg.index_replicas}) needs at least "
+            f"{cfg.index_replicas + 1} data nodes (data_node_count is {cfg.data_node_count})"
+        )
+    if (cfg.account is None) != (cfg.region is None):
+        raise ConfigError(
+            f"cdk.json environments.{env}: set both account and region, or neither "
+            "(neither gives an environment-agnostic template)"
+        )
+    if len(cfg.domain_name) > 28:
+        raise ConfigError(
+            f"cdk.json: app_name {cfg.app_name!r} with environment {env!r} makes the domain name "
+            f"{cfg.domain_name!r}, longer than OpenSearch's 28 characters"
+        )
+
+
+def load_config(context: dict[str, Any], env_name: str | None) -> EnvironmentConfig:
+    """Build the validated config of one environment from the CDK context.
+
+    ``context`` holds the app-level keys of cdk.json (``app_name``,
+    ``default_env``, ``environments``); ``env_name`` is ``-c env=NAME``.
+    """
+    environments = context.get("environments")
+    if not isinstance(environments, dict) or not environments:
+        raise ConfigError("cdk.json context.environments: missing; expected a map of environments")
+    name = env_name or context.get("default_env") or "dev"
+    if name not in environments:
+        raise ConfigError(
+            f"-c env={name}: no such environment; configured environments are "
+            f"{', '.join(sorted(environments))}"
+        )
+    if not ENV_NAME_RE.match(name):
+        raise ConfigError(
+            f"cdk.json environments.{name}: environment names must be 2-10 lowercase letters "
+            "or digits, starting with a letter"
+        )
+    app_name = context.get("app_name", "e5search")
+    if not isinstance(app_name, str) or not APP_NAME_RE.match(app_name):
+        raise ConfigError(
+            f"cdk.json context.app_name: {app_name!r} is not allowed; expected 2-12 lowercase "
+            "letters or digits, starting with a letter"
+        )
+    raw = environments[name]
+    if not isinstance(raw, dict):
+        raise ConfigError(f"cdk.json environments.{name}: expected an object of settings")
+    cfg = EnvironmentConfig(name=name, app_name=app_name, **_validate(name, raw))
+    _cross_check(cfg)
+    return cfg
+
+
+def environment_names(context: dict[str, Any]) -> list[str]:
+    """Environment names in the order cdk.json lists them (the pipeline's order)."""
+    envs = context.get("environments") or {}
+    return list(envs)
+
+
+__all__ = [
+    "ConfigError",
+    "EnvironmentConfig",
+    "environment_names",
+    "load_config",
+]

@@ -1,0 +1,224 @@
+"""The SageMaker real-time endpoint that embeds texts with E5.
+
+It runs the Hugging Face PyTorch inference DLC with our ``model/`` code (which
+adds ``query: `` or ``passage: `` per request) and pulls the weights from the
+Hub at a pinned revision. Nothing here refers to the search domain: the
+endpoint and the domain deploy in parallel, and only the ML setup stack waits
+for both.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import aws_cdk as cdk
+from aws_cdk import aws_applicationautoscaling as appscaling
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_logs as logs
+from aws_cdk import aws_s3_assets as s3_assets
+from aws_cdk import aws_sagemaker as sagemaker
+from constructs import Construct
+
+from stacks.config import EnvironmentConfig
+from stacks.inference_image import REGISTRY_ACCOUNTS, REPOSITORY, image_uri_for_stack
+from stacks.instance_types import has_local_instance_storage
+from stacks.log_retention import retention_days
+from stacks.model_artifact import build_model_archive
+from stacks.nag import acknowledge
+
+ROOT = Path(__file__).resolve().parent.parent
+VARIANT_NAME = "AllTraffic"
+
+
+class EmbeddingEndpointStack(cdk.Stack):
+    """SageMaker model, endpoint config, endpoint and autoscaling for one environment."""
+
+    def __init__(
+        self, scope: Construct, construct_id: str, *, config: EnvironmentConfig, **kwargs
+    ) -> None:
+        super().__init__(scope, construct_id, **kwargs)
+        self.config = config
+        self.endpoint_name = config.endpoint_name
+        removal = cdk.RemovalPolicy.RETAIN if config.retain else cdk.RemovalPolicy.DESTROY
+
+        archive = build_model_archive(
+            ROOT / "model", ROOT / "build" / config.name / "model" / "model.tar.gz"
+        )
+        code_asset = s3_assets.Asset(self, "InferenceCode", path=str(archive))
+
+        # SageMaker writes container logs here; creating the group ourselves
+        # gives it a retention period and ties its lifetime to the stack.
+        log_group = logs.LogGroup(
+            self,
+            "EndpointLogs",
+            log_group_name=f"/aws/sagemaker/Endpoints/{self.endpoint_name}",
+            retention=retention_days(config.log_retention_days),
+            removal_policy=removal,
+        )
+
+        role = iam.Role(
+            self,
+            "ExecutionRole",
+            assumed_by=iam.ServicePrincipal("sagemaker.amazonaws.com"),
+            description=f"Runs the {config.prefix} E5 endpoint: image pull, code read, own logs",
+        )
+        self._grant_execution(role, code_asset, log_group)
+
+        model = sagemaker.CfnModel(
+            self,
+            "Model",
+            execution_role_arn=role.role_arn,
+            primary_container=sagemaker.CfnModel.ContainerDefinitionProperty(
+                image=image_uri_for_stack(self, gpu=config.endpoint_uses_gpu),
+                model_data_url=code_asset.s3_object_url,
+                environment=container_environment(config),
+            ),
+        )
+        # The model must not start before its role can read the code and pull the image.
+        model.node.add_dependency(role)
+
+        endpoint_config_props: dict = {
+            "production_variants": [
+                sagemaker.CfnEndpointConfig.ProductionVariantProperty(
+                    variant_name=VARIANT_NAME,
+                    model_name=model.attr_model_name,
+                    initial_instance_count=config.endpoint_initial_instance_count,
+                    instance_type=config.endpoint_instance_type,
+                    initial_variant_weight=1.0,
+                )
+            ]
+        }
+        if has_local_instance_storage(config.endpoint_instance_type):
+            self.storage_key = None
+        else:
+            # Instances with NVMe instance storage encrypt it in hardware and
+            # reject a KmsKeyId; all others get a customer managed key.
+            self.storage_key = kms.Key(
+                self,
+                "StorageKey",
+                enable_key_rotation=True,
+                description=f"Encrypts the {config.prefix} endpoint's ML storage volumes",
+                removal_policy=removal,
+            )
+            endpoint_config_props["kms_key_id"] = self.storage_key.key_arn
+        # No EndpointConfigName: CloudFormation must be able to replace the
+        # config (any change to it is a replacement) while the endpoint stays.
+        endpoint_config = sagemaker.CfnEndpointConfig(
+            self, "EndpointConfig", **endpoint_config_props
+        )
+
+        self.endpoint = sagemaker.CfnEndpoint(
+            self,
+            "Endpoint",
+            endpoint_name=self.endpoint_name,
+            endpoint_config_name=endpoint_config.attr_endpoint_config_name,
+        )
+        self.endpoint_arn = self.format_arn(
+            service="sagemaker", resource="endpoint", resource_name=self.endpoint_name.lower()
+        )
+
+        target = appscaling.ScalableTarget(
+            self,
+            "ScalableTarget",
+            service_namespace=appscaling.ServiceNamespace.SAGEMAKER,
+            resource_id=f"endpoint/{self.endpoint_name}/variant/{VARIANT_NAME}",
+            scalable_dimension="sagemaker:variant:DesiredInstanceCount",
+            min_capacity=config.endpoint_min_capacity,
+            max_capacity=config.endpoint_max_capacity,
+        )
+        target.node.add_dependency(self.endpoint)
+        target.scale_to_track_metric(
+            "InvocationsPerInstance",
+            predefined_metric=appscaling.PredefinedMetric.SAGEMAKER_VARIANT_INVOCATIONS_PER_INSTANCE,
+            target_value=config.endpoint_target_invocations_per_instance,
+            scale_in_cooldown=cdk.Duration.minutes(5),
+            scale_out_cooldown=cdk.Duration.minutes(1),
+        )
+
+        cdk.CfnOutput(self, "EndpointName", value=self.endpoint_name)
+
+    def _grant_execution(
+        self, role: iam.Role, code: s3_assets.Asset, log_group: logs.LogGroup
+    ) -> None:
+        """Least privilege, not AmazonSageMakerFullAccess: what the container needs, no more."""
+        registries = sorted(set(REGISTRY_ACCOUNTS.values()))
+        role.add_to_policy(
+            iam.PolicyStatement(
+                sid="PullInferenceImage",
+                actions=[
+                    "ecr:BatchCheckLayerAvailability",
+                    "ecr:BatchGetImage",
+                    "ecr:GetDownloadUrlForLayer",
+                ],
+                resources=[
+                    self.format_arn(
+                        service="ecr",
+                        account=account,
+                        resource="repository",
+                        resource_name=REPOSITORY,
+                    )
+                    for account in registries
+                ]
+                if cdk.Token.is_unresolved(self.region)
+                else [
+                    self.format_arn(
+                        service="ecr",
+                        account=REGISTRY_ACCOUNTS[self.region],
+                        resource="repository",
+                        resource_name=REPOSITORY,
+                    )
+                ],
+            )
+        )
+        role.add_to_policy(
+            iam.PolicyStatement(
+                sid="EcrLogin",
+                actions=["ecr:GetAuthorizationToken"],
+                resources=["*"],
+            )
+        )
+        role.add_to_policy(
+            iam.PolicyStatement(
+                sid="ReadInferenceCode",
+                actions=["s3:GetObject"],
+                resources=[code.bucket.arn_for_objects(code.s3_object_key)],
+            )
+        )
+        role.add_to_policy(
+            iam.PolicyStatement(
+                sid="OwnLogs",
+                actions=["logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams"],
+                resources=[log_group.log_group_arn],
+            )
+        )
+        role.add_to_policy(
+            iam.PolicyStatement(
+                sid="OwnMetrics",
+                actions=["cloudwatch:PutMetricData"],
+                resources=["*"],
+                conditions={"StringLike": {"cloudwatch:namespace": "/aws/sagemaker/Endpoints*"}},
+            )
+        )
+        acknowledge(
+            role,
+            "AwsSolutions-IAM5[Resource::*]",
+            "ecr:GetAuthorizationToken has no resource-level permissions; "
+            "cloudwatch:PutMetricData is limited to the SageMaker endpoint namespace by condition.",
+        )
+
+
+def container_environment(config: EnvironmentConfig) -> dict[str, str]:
+    """What the inference container is told: which weights, and how to embed.
+
+    HF_MODEL_ID + HF_MODEL_REVISION make the toolkit download the pinned
+    weights at start-up; our code/ from the model archive then serves them.
+    """
+    return {
+        "HF_MODEL_ID": config.model_id,
+        "HF_MODEL_REVISION": config.model_revision,
+        "HF_TASK": "feature-extraction",
+        "E5_QUERY_PREFIX": config.query_prefix,
+        "E5_PASSAGE_PREFIX": config.passage_prefix,
+        "E5_EMBEDDING_DIMENSION": str(config.embedding_dimension),
+    }

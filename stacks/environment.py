@@ -1,0 +1,49 @@
+"""Everything one environment deploys, built the same way by `cdk deploy` and by the pipeline."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import aws_cdk as cdk
+from constructs import Construct
+
+from stacks.config import EnvironmentConfig
+from stacks.embedding_endpoint import EmbeddingEndpointStack
+from stacks.search_domain import SearchDomainStack
+
+
+@dataclass(frozen=True)
+class EnvironmentStacks:
+    endpoint: EmbeddingEndpointStack
+    domain: SearchDomainStack
+
+
+def build_environment(scope: Construct, config: EnvironmentConfig) -> EnvironmentStacks:
+    """Create the stacks of ``config`` under ``scope`` (the app, or a pipeline Stage).
+
+    Stack names carry the app and environment names, so several environments
+    can live in one account and region.
+    """
+    env = (
+        cdk.Environment(account=config.account, region=config.region)
+        if config.account and config.region
+        else None
+    )
+    tags = {"app": config.app_name, "environment": config.name}
+    endpoint = EmbeddingEndpointStack(
+        scope,
+        f"{config.prefix}-endpoint",
+        config=config,
+        env=env,
+        description=f"{config.prefix}: SageMaker endpoint serving {config.model_id}",
+        tags=tags,
+    )
+    domain = SearchDomainStack(
+        scope,
+        f"{config.prefix}-search",
+        config=config,
+        env=env,
+        description=f"{config.prefix}: OpenSearch {config.engine_version} domain and its IAM roles",
+        tags=tags,
+    )
+    return EnvironmentStacks(endpoint=endpoint, domain=domain)
