@@ -1,0 +1,485 @@
+"""Asymmetric text-embedding handler for the SageMaker Hugging Face inference toolkit.
+
+The Hugging Face PyTorch inference DLC imports this module as ``code/inference.py``
+and calls ``model_fn`` once per worker, then ``input_fn`` -> ``predict_fn`` ->
+``output_fn`` for every request. OpenSearch (neural-search / ML Commons) sends
+``{"texts": [...], "content_type": "query" | "passage"}`` and leaves the E5
+``query: `` / ``passage: `` prefix to us, so the prefix is chosen here, from
+configuration, so that another asymmetric model family (or a symmetric one with
+no prefix at all) needs no code change.
+
+Two properties matter more than anything else:
+
+* Exactness. The vector of a text must not depend on the other texts in its
+  request (semantic-field ingest sends 10 documents per request). So pooling is
+  the attention-masked mean, never the plain mean over padded positions, and
+  vectors are L2-normalised like sentence-transformers' ``normalize_embeddings``.
+* Speed on CPU. Texts are ordered by token length and run in sub-batches bounded
+  by a padded-token budget, so short texts are not padded to the longest one;
+  results are put back in input order, because neural-search matches vectors to
+  inputs by position.
+
+Error handling follows the toolkit: ``HuggingFaceHandlerService.handle`` turns
+*any* exception raised by these functions into ``PredictionException(str(exc),
+400)``, which Multi Model Server returns as HTTP 400 with that message. Client
+mistakes therefore raise :class:`RequestError`, whose message starts with the
+name of the offending field, and the worker keeps serving.
+
+This module is runtime code: it imports only the standard library, torch and
+transformers (all in the DLC), never anything from this repository.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from transformers import AutoModel, AutoTokenizer, PreTrainedTokenizerBase
+
+logger = logging.getLogger(__name__)
+
+# Environment variables read by model_fn (documented in docs/model-server.md).
+ENV_QUERY_PREFIX = "EMBEDDING_QUERY_PREFIX"
+ENV_PASSAGE_PREFIX = "EMBEDDING_PASSAGE_PREFIX"
+ENV_MAX_TEXTS = "EMBEDDING_MAX_TEXTS"
+ENV_MAX_TEXT_CHARS = "EMBEDDING_MAX_TEXT_CHARS"
+ENV_MAX_TOKENS = "EMBEDDING_MAX_TOKENS"
+ENV_TOKEN_BUDGET = "EMBEDDING_TOKEN_BUDGET"  # noqa: S105 - a variable name, not a secret
+ENV_THREADS = "EMBEDDING_THREADS"
+ENV_INT8 = "EMBEDDING_INT8"
+# Set by SageMaker users to choose the number of MMS workers; read to share cores.
+ENV_MMS_WORKERS = "SAGEMAKER_MODEL_SERVER_WORKERS"
+
+DEFAULT_QUERY_PREFIX = "query: "
+DEFAULT_PASSAGE_PREFIX = "passage: "
+# neural-search sends 10 texts per ingest request by default; ML Commons _predict
+# calls can send more. 256 leaves room while bounding one request's work.
+DEFAULT_MAX_TEXTS = 256
+# Texts longer than the model's window are truncated, not refused; this cap only
+# stops pathological payloads from spending CPU on tokenising megabytes.
+DEFAULT_MAX_TEXT_CHARS = 100_000
+# Padded tokens per forward pass. Measured on 2 CPU threads (see the benchmark):
+# past a few thousand tokens a bigger batch gains nothing and costs memory.
+DEFAULT_TOKEN_BUDGET = 4096
+
+CONTENT_TYPES = ("query", "passage")
+JSON_MEDIA_TYPE = "application/json"
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off", ""}
+
+
+class RequestError(ValueError):
+    """A client mistake in one request.
+
+    A ``ValueError`` so that the toolkit's catch-all maps it to HTTP 400; the
+    message starts with the field name (``texts``, ``texts[3]``,
+    ``content_type``, ``Content-Type``, ``Accept``, ``body``, ``parameters``)
+    because the caller, often OpenSearch relaying the message, needs to know
+    what to fix.
+    """
+
+    def __init__(self, field: str, problem: str) -> None:
+        super().__init__(f"{field}: {problem}")
+        self.field = field
+        self.problem = problem
+
+
+@dataclass(frozen=True)
+class HandlerConfig:
+    """Configuration of one worker, read once from environment variables.
+
+    Validated at model load so that a misconfigured endpoint fails at start-up,
+    with the variable's name in the log, rather than on the first request.
+    """
+
+    query_prefix: str = DEFAULT_QUERY_PREFIX
+    passage_prefix: str = DEFAULT_PASSAGE_PREFIX
+    max_texts: int = DEFAULT_MAX_TEXTS
+    max_text_chars: int = DEFAULT_MAX_TEXT_CHARS
+    max_tokens: int | None = None
+    token_budget: int = DEFAULT_TOKEN_BUDGET
+    threads: int = 1
+    int8: bool = False
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> HandlerConfig:
+        """Build the configuration from ``environ`` (default: ``os.environ``).
+
+        An empty prefix variable means "no prefix" (a symmetric model), which is
+        why prefixes are read with ``get`` and not ``or``-defaulted.
+        """
+        env = os.environ if environ is None else environ
+        return cls(
+            query_prefix=env.get(ENV_QUERY_PREFIX, DEFAULT_QUERY_PREFIX),
+            passage_prefix=env.get(ENV_PASSAGE_PREFIX, DEFAULT_PASSAGE_PREFIX),
+            max_texts=_positive_int(env, ENV_MAX_TEXTS, DEFAULT_MAX_TEXTS),
+            max_text_chars=_positive_int(env, ENV_MAX_TEXT_CHARS, DEFAULT_MAX_TEXT_CHARS),
+            max_tokens=_positive_int(env, ENV_MAX_TOKENS, None),
+            token_budget=_positive_int(env, ENV_TOKEN_BUDGET, DEFAULT_TOKEN_BUDGET),
+            threads=_positive_int(env, ENV_THREADS, None) or default_threads(env),
+            int8=_boolean(env, ENV_INT8, default=False),
+        )
+
+    def prefix_for(self, content_type: str) -> str:
+        """Return the prefix for a normalised content type (``query``/``passage``)."""
+        return self.query_prefix if content_type == "query" else self.passage_prefix
+
+
+def _positive_int(env: Mapping[str, str], name: str, default: int | None) -> int | None:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ValueError(f"{name}: {raw!r} is not an integer") from None
+    if value < 1:
+        raise ValueError(f"{name}: must be a positive integer, got {value}")
+    return value
+
+
+def _boolean(env: Mapping[str, str], name: str, *, default: bool) -> bool:
+    raw = env.get(name)
+    if raw is None:
+        return default
+    lowered = raw.strip().lower()
+    if lowered in _TRUE:
+        return True
+    if lowered in _FALSE:
+        return False
+    raise ValueError(f"{name}: {raw!r} is not a boolean (use true or false)")
+
+
+def available_cores() -> int:
+    """Cores this process may run on (affinity-aware, unlike ``os.cpu_count``)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # pragma: no cover - not on Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def default_threads(environ: Mapping[str, str] | None = None) -> int:
+    """Intra-op threads per worker so that all MMS workers together fill the cores.
+
+    Multi Model Server starts ``SAGEMAKER_MODEL_SERVER_WORKERS`` workers, or one
+    per core when that is unset; each worker is a separate process with its own
+    torch thread pool, so giving each of them every core would oversubscribe the
+    CPU and make every request slower.
+    """
+    env = os.environ if environ is None else environ
+    cores = available_cores()
+    workers = _positive_int(env, ENV_MMS_WORKERS, None) or cores
+    return max(1, cores // workers)
+
+
+@dataclass(frozen=True)
+class EmbeddingRequest:
+    """A validated request: texts (not yet prefixed) and the normalised content type."""
+
+    texts: list[str]
+    content_type: str
+
+
+@dataclass
+class EmbeddingModel:
+    """What ``model_fn`` returns: everything ``predict_fn`` needs, loaded once."""
+
+    tokenizer: PreTrainedTokenizerBase
+    model: torch.nn.Module
+    config: HandlerConfig
+    max_tokens: int
+
+    @property
+    def dimension(self) -> int:
+        """Width of the vectors this model produces."""
+        return int(self.model.config.hidden_size)
+
+
+# --------------------------------------------------------------------------- model_fn
+
+
+def model_fn(model_dir: str) -> EmbeddingModel:
+    """Load tokenizer and encoder from ``model_dir``, configured from the environment.
+
+    ``model_dir`` is ``/opt/ml/model`` when the weights ship in model.tar.gz, or
+    the toolkit's download of ``HF_MODEL_ID`` (a Hub snapshot directory) when
+    they do not; both are plain Hugging Face model directories, so one code path
+    loads both. The signature has exactly one parameter on purpose: the toolkit
+    counts parameters and would pass its MMS context as a second one.
+    """
+    return load_model(model_dir, HandlerConfig.from_env())
+
+
+def load_model(model_dir: str | Path, cfg: HandlerConfig) -> EmbeddingModel:
+    """Load with an explicit configuration (what tests and the benchmark call)."""
+    torch.set_num_threads(cfg.threads)
+    tokenizer = AutoTokenizer.from_pretrained(str(model_dir))
+    model = AutoModel.from_pretrained(str(model_dir))
+    model.eval()
+    if cfg.int8:
+        # Dynamic int8 of the Linear layers: opt-in only, its quality cost is
+        # measured by benchmarks/model_throughput.py and is not small.
+        model = torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
+    loaded = EmbeddingModel(
+        tokenizer=tokenizer,
+        model=model,
+        config=cfg,
+        max_tokens=resolve_max_tokens(Path(model_dir), tokenizer, model.config, cfg.max_tokens),
+    )
+    # One tiny pass at load time so the first real request does not pay for
+    # lazy initialisation inside torch.
+    embed(loaded, ["warm-up"])
+    logger.info(
+        "embedding model loaded from %s: dim=%d max_tokens=%d threads=%d int8=%s budget=%d",
+        model_dir,
+        loaded.dimension,
+        loaded.max_tokens,
+        cfg.threads,
+        cfg.int8,
+        cfg.token_budget,
+    )
+    return loaded
+
+
+def resolve_max_tokens(
+    model_dir: Path, tokenizer: PreTrainedTokenizerBase, model_config: Any, override: int | None
+) -> int:
+    """Token window per text, special tokens included.
+
+    sentence-transformers truncates at ``max_seq_length`` from
+    ``sentence_bert_config.json`` (256 for all-MiniLM-L6-v2, 512 for E5), which
+    can be shorter than the tokenizer's limit; using the same window is what
+    makes our vectors agree with ``SentenceTransformer.encode``. The window never
+    exceeds what the position embeddings allow, whatever the override says.
+    """
+    candidates: list[int] = []
+    st_config = model_dir / "sentence_bert_config.json"
+    if st_config.is_file():
+        st_max = json.loads(st_config.read_text(encoding="utf-8")).get("max_seq_length")
+        if isinstance(st_max, int) and st_max > 0:
+            candidates.append(st_max)
+    tok_max = getattr(tokenizer, "model_max_length", None)
+    # Tokenizers without a limit report a huge sentinel (int(1e30)).
+    if isinstance(tok_max, int) and 0 < tok_max < 1_000_000:
+        candidates.append(tok_max)
+    positions = getattr(model_config, "max_position_embeddings", None)
+    if isinstance(positions, int) and positions > 0:
+        if getattr(model_config, "model_type", "") in {"roberta", "xlm-roberta", "camembert"}:
+            positions -= 2  # RoBERTa-style position ids start after the padding index
+        candidates.append(positions)
+    window = min(candidates) if candidates else 512
+    if override is not None:
+        window = min(override, positions) if isinstance(positions, int) else override
+    return window
+
+
+# --------------------------------------------------------------------------- input_fn
+
+
+def input_fn(input_data: str | bytes | bytearray, content_type: str | None) -> EmbeddingRequest:
+    """Decode and validate one request body.
+
+    The toolkit decodes the body to ``str`` only for exactly ``application/json``;
+    ``application/json; charset=utf-8`` arrives as bytes, so bytes are decoded
+    here. A missing Content-Type is read as JSON: SageMaker and ML Commons
+    connectors without a ``headers`` block may send none, and refusing those
+    would break ingest for no benefit.
+    """
+    if content_type is not None and _media_type(content_type) != JSON_MEDIA_TYPE:
+        raise RequestError(
+            "Content-Type", f"{content_type!r} is not supported; send {JSON_MEDIA_TYPE}"
+        )
+    if isinstance(input_data, bytes | bytearray):
+        try:
+            text = bytes(input_data).decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise RequestError("body", f"is not valid UTF-8 ({exc.reason})") from None
+    else:
+        text = input_data
+    try:
+        payload = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise RequestError(
+            "body", f"is not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno})"
+        ) from None
+    return parse_request(payload)
+
+
+def _media_type(header: str) -> str:
+    return header.split(";", 1)[0].strip().lower()
+
+
+def parse_request(payload: Any) -> EmbeddingRequest:
+    """Validate a decoded request object.
+
+    Accepts ``{"texts": [...], "content_type": ...}`` and the same wrapped as
+    ``{"parameters": {...}}`` (how ML Commons blueprints show it). The content
+    type is case-insensitive because neural-search sends lowercase and an ML
+    Commons ``_predict`` call uppercase. Limits that depend on configuration
+    are checked in ``predict_fn``, which has the loaded configuration.
+    """
+    if not isinstance(payload, dict):
+        raise RequestError("body", f"must be a JSON object, got {_json_type(payload)}")
+    if "texts" not in payload and "parameters" in payload:
+        payload = payload["parameters"]
+        if not isinstance(payload, dict):
+            raise RequestError("parameters", f"must be a JSON object, got {_json_type(payload)}")
+
+    if "texts" not in payload:
+        raise RequestError("texts", "is missing; send a non-empty list of strings")
+    texts = payload["texts"]
+    if not isinstance(texts, list):
+        raise RequestError("texts", f"must be a list of strings, got {_json_type(texts)}")
+    if not texts:
+        raise RequestError("texts", "must not be empty")
+    for index, text in enumerate(texts):
+        if not isinstance(text, str):
+            raise RequestError(f"texts[{index}]", f"must be a string, got {_json_type(text)}")
+
+    if "content_type" not in payload:
+        raise RequestError("content_type", "is missing; send 'query' or 'passage'")
+    raw_type = payload["content_type"]
+    normalised = raw_type.strip().lower() if isinstance(raw_type, str) else None
+    if normalised not in CONTENT_TYPES:
+        shown = raw_type if isinstance(raw_type, str) else _json_type(raw_type)
+        raise RequestError(
+            "content_type", f"{shown!r} is not one of 'query', 'passage' (any letter case)"
+        )
+    return EmbeddingRequest(texts=texts, content_type=normalised)
+
+
+def _json_type(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int | float):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, list):
+        return "array"
+    if isinstance(value, dict):
+        return "object"
+    return type(value).__name__
+
+
+# --------------------------------------------------------------------------- predict_fn
+
+
+def predict_fn(data: EmbeddingRequest, model: EmbeddingModel) -> torch.Tensor:
+    """Enforce the configured limits, prefix the texts and embed them.
+
+    Returns a float32 tensor ``[len(texts), dim]`` of L2-normalised rows, in
+    input order.
+    """
+    cfg = model.config
+    if len(data.texts) > cfg.max_texts:
+        raise RequestError(
+            "texts",
+            f"has {len(data.texts)} texts; at most {cfg.max_texts} per request ({ENV_MAX_TEXTS})",
+        )
+    for index, text in enumerate(data.texts):
+        if len(text) > cfg.max_text_chars:
+            raise RequestError(
+                f"texts[{index}]",
+                f"has {len(text)} characters; at most {cfg.max_text_chars} ({ENV_MAX_TEXT_CHARS})",
+            )
+    prefix = cfg.prefix_for(data.content_type)
+    return embed(model, [prefix + text for text in data.texts])
+
+
+def plan_batches(lengths: Sequence[int], token_budget: int) -> list[list[int]]:
+    """Group text indices into sub-batches of similar length.
+
+    Indices are taken longest first; a sub-batch grows while ``size x longest``
+    (the padded tokens it will cost) stays within ``token_budget``. A text
+    longer than the budget on its own still runs, alone. Every index appears in
+    exactly one sub-batch.
+    """
+    order = sorted(range(len(lengths)), key=lambda i: lengths[i], reverse=True)
+    batches: list[list[int]] = []
+    current: list[int] = []
+    padded_len = 0
+    for index in order:
+        if current and (len(current) + 1) * padded_len > token_budget:
+            batches.append(current)
+            current = []
+        if not current:
+            padded_len = max(1, lengths[index])
+        current.append(index)
+    if current:
+        batches.append(current)
+    return batches
+
+
+def embed(model: EmbeddingModel, texts: Sequence[str]) -> torch.Tensor:
+    """Embed already-prefixed texts: length-ordered sub-batches, masked mean, L2 norm.
+
+    Tokenising once without padding gives each text's true length, which both
+    plans the sub-batches and lets us pad each sub-batch only to its own
+    longest member.
+    """
+    tokenizer = model.tokenizer
+    encoded = tokenizer(
+        list(texts),
+        truncation=True,
+        max_length=model.max_tokens,
+        padding=False,
+        return_attention_mask=False,
+        return_token_type_ids=False,
+    )
+    ids: list[list[int]] = encoded["input_ids"]
+    lengths = [len(row) for row in ids]
+    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    out = torch.empty((len(ids), model.dimension), dtype=torch.float32)
+    with torch.inference_mode():
+        for batch in plan_batches(lengths, model.config.token_budget):
+            width = max(lengths[i] for i in batch)
+            input_ids = torch.full((len(batch), width), pad_id, dtype=torch.long)
+            mask = torch.zeros((len(batch), width), dtype=torch.long)
+            for row, index in enumerate(batch):
+                input_ids[row, : lengths[index]] = torch.tensor(ids[index], dtype=torch.long)
+                mask[row, : lengths[index]] = 1
+            hidden = model.model(input_ids=input_ids, attention_mask=mask).last_hidden_state
+            out[batch] = masked_mean_normalised(hidden.float(), mask)
+    return out
+
+
+def masked_mean_normalised(hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Mean over real tokens only (E5's ``average_pool``), then unit length.
+
+    Averaging the padding too would make a text's vector depend on the
+    longest text in its batch.
+    """
+    weights = mask.unsqueeze(-1).to(hidden.dtype)
+    summed = (hidden * weights).sum(dim=1)
+    counts = weights.sum(dim=1).clamp(min=1.0)
+    return torch.nn.functional.normalize(summed / counts, p=2, dim=1)
+
+
+# --------------------------------------------------------------------------- output_fn
+
+
+def output_fn(prediction: torch.Tensor, accept: str | None) -> str:
+    """Serialise to a bare JSON array of vectors, one per input text, in order.
+
+    The connector needs no post-processing function for this shape. The
+    toolkit replaces a missing or ``*/*`` Accept with ``application/json``;
+    anything that does not allow JSON is refused rather than answered with a
+    body that contradicts the response's Content-Type.
+    """
+    if accept is not None and not _accepts_json(accept):
+        raise RequestError("Accept", f"{accept!r} is not supported; accept {JSON_MEDIA_TYPE}")
+    return json.dumps(prediction.tolist(), allow_nan=False)
+
+
+def _accepts_json(accept: str) -> bool:
+    media = {_media_type(part) for part in accept.split(",")}
+    return bool(media & {JSON_MEDIA_TYPE, "*/*", "application/*", ""})
