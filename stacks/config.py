@@ -39,6 +39,9 @@ ENV_NAME_RE = re.compile(r"^[a-z][a-z0-9]{1,9}$")
 INDEX_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_\-]{0,99}$")
 FIELD_NAME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,63}$")
 REVISION_RE = re.compile(r"^[0-9a-f]{40}$")
+# Keys every environment must state: what `cdk destroy` does to data is too
+# important to leave to a default.
+REQUIRED_KEYS = {"removal_policy": "one of 'destroy', 'retain'"}
 MODEL_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*/[A-Za-z0-9][A-Za-z0-9_.\-]*$")
 
 
@@ -95,7 +98,7 @@ class EnvironmentConfig:
 
     # destroy: `cdk destroy` removes everything. retain: the domain, its data
     # and its logs survive a destroy (and a stack replacement).
-    removal_policy: str = "destroy"
+    removal_policy: str = "destroy"  # required in cdk.json: see REQUIRED_KEYS
 
     # Pipeline: a protected environment gets a manual approval before deploy.
     protected: bool = False
@@ -155,6 +158,9 @@ def _expect_match(env: str, key: str, value: Any, pattern: re.Pattern[str], what
 
 def _validate(env: str, raw: dict[str, Any]) -> dict[str, Any]:
     """Check each key on its own, then the rules that tie keys together."""
+    for key, allowed in REQUIRED_KEYS.items():
+        if key not in raw:
+            raise ConfigError(f"cdk.json environments.{env}.{key}: missing; expected {allowed}")
     v: dict[str, Any] = {}
     for key, value in raw.items():
         if key not in _FIELDS or key in ("name", "app_name"):

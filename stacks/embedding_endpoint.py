@@ -75,8 +75,9 @@ class EmbeddingEndpointStack(cdk.Stack):
                 environment=container_environment(config),
             ),
         )
-        # The model must not start before its role can read the code and pull the image.
-        model.node.add_dependency(role)
+        # The model must not start before the role's policy lets it read the
+        # code and pull the image (the role ARN alone orders only the role).
+        model.node.add_dependency(role.node.find_child("DefaultPolicy"))
 
         endpoint_config_props: dict = {
             "production_variants": [

@@ -4,9 +4,17 @@ the reason we accept it. An unacknowledged finding fails synthesis."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 import aws_cdk as cdk
 from cdk_nag import AwsSolutionsChecks
 from constructs import IConstruct
+
+# While set, acknowledge() records instead of applying: the audit in
+# tests/infra/test_quality_gates.py uses it to prove every acknowledgement
+# silences a finding that really exists.
+_recorder: list[str] | None = None
 
 
 def enable_nag(app: cdk.App) -> None:
@@ -17,4 +25,18 @@ def acknowledge(scope: IConstruct, rule_id: str, reason: str) -> None:
     """Accept one cdk-nag finding on ``scope`` (and its children) for ``reason``."""
     if len(reason) < 20:
         raise ValueError(f"acknowledgement of {rule_id} needs a specific reason, got {reason!r}")
+    if _recorder is not None:
+        _recorder.append(f"{scope.node.path} {rule_id}")
+        return
     cdk.Validations.of(scope).acknowledge(cdk.Acknowledgment(id=rule_id, reason=reason))
+
+
+@contextmanager
+def acknowledgements_recorded() -> Iterator[list[str]]:
+    """Within the block, list acknowledgements ("<path> <rule>") instead of applying them."""
+    global _recorder
+    _recorder = []
+    try:
+        yield _recorder
+    finally:
+        _recorder = None
