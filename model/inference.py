@@ -293,7 +293,7 @@ def input_fn(input_data: str | bytes | bytearray, content_type: str | None) -> E
     """
     if content_type is not None and _media_type(content_type) != JSON_MEDIA_TYPE:
         raise RequestError(
-            "Content-Type", f"{content_type!r} is not supported; send {JSON_MEDIA_TYPE}"
+            "Content-Type", f"{content_type} is not supported; send {JSON_MEDIA_TYPE}"
         )
     if isinstance(input_data, bytes | bytearray):
         try:
@@ -347,10 +347,8 @@ def parse_request(payload: Any) -> EmbeddingRequest:
     raw_type = payload["content_type"]
     normalised = raw_type.strip().lower() if isinstance(raw_type, str) else None
     if normalised not in CONTENT_TYPES:
-        shown = raw_type if isinstance(raw_type, str) else _json_type(raw_type)
-        raise RequestError(
-            "content_type", f"{shown!r} is not one of 'query', 'passage' (any letter case)"
-        )
+        shown = json.dumps(raw_type) if isinstance(raw_type, str) else _json_type(raw_type)
+        raise RequestError("content_type", f"{shown} is not one of query, passage (any case)")
     return EmbeddingRequest(texts=texts, content_type=normalised)
 
 
@@ -476,7 +474,7 @@ def output_fn(prediction: torch.Tensor, accept: str | None) -> str:
     body that contradicts the response's Content-Type.
     """
     if accept is not None and not _accepts_json(accept):
-        raise RequestError("Accept", f"{accept!r} is not supported; accept {JSON_MEDIA_TYPE}")
+        raise RequestError("Accept", f"{accept} is not supported; accept {JSON_MEDIA_TYPE}")
     return json.dumps(prediction.tolist(), allow_nan=False)
 
 
