@@ -1,0 +1,175 @@
+"""Custom::MlAccessMapping: the security-plugin mappings the other resources need.
+
+The only code that acts as the FGAC master user. It assumes the master role,
+then:
+* adds the setup role's ARN as a backend role of ``ml_full_access`` by JSON
+  Patch (other entries of that shared mapping are never rewritten);
+* creates a role of our own that may manage only this app's index pattern, and
+  maps exactly the setup role to it.
+Delete removes exactly those three things. Never ``all_access``, never a
+wildcard backend role.
+
+The physical id never changes: every property is updated in place, because a
+replacement would create the new mapping and then let CloudFormation's cleanup
+delete the old one, and both share the setup role's entry in ``ml_full_access``.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from .common import Ctx, Outcome, best_effort
+from .opensearch_client import OpenSearchClient
+from .properties import ROLE_ARN, Props
+
+LOG = logging.getLogger(__name__)
+
+RESOURCE_TYPE = "Custom::MlAccessMapping"
+ML_FULL_ACCESS = "ml_full_access"
+SECURITY = "/_plugins/_security/api"
+# Index management only (create, mapping, settings, delete, monitor): the
+# setup role never reads or writes documents.
+INDEX_ACTIONS = ("indices:admin/*", "indices:monitor/*")
+
+
+@dataclass(frozen=True)
+class Spec:
+    master_role_arn: str
+    setup_role_arn: str
+    role_name: str
+    index_patterns: tuple[str, ...]
+
+    @classmethod
+    def parse(cls, props: Props) -> Spec:
+        patterns = props.string_list(
+            "IndexPatterns",
+            pattern=r"[a-z0-9][a-z0-9_\-]{1,200}\*?",
+            what="a list of index names or prefix patterns ending in '*' (never '*' alone)",
+        )
+        return cls(
+            master_role_arn=props.string("MasterRoleArn", pattern=ROLE_ARN, what="an IAM role ARN"),
+            setup_role_arn=props.string("SetupRoleArn", pattern=ROLE_ARN, what="an IAM role ARN"),
+            role_name=props.string(
+                "RoleName",
+                pattern=r"[a-z][a-z0-9_\-]{2,63}",
+                what="a security role name of lowercase letters, digits, '_' and '-'",
+            ),
+            index_patterns=tuple(patterns),
+        )
+
+
+def _get_mapping(client: OpenSearchClient, role: str) -> dict | None:
+    response = client.request("GET", f"{SECURITY}/rolesmapping/{role}", allow=(404,))
+    if response.status == 404 or not isinstance(response.body, dict):
+        return None
+    mapping = response.body.get(role)
+    return mapping if isinstance(mapping, dict) else None
+
+
+def add_backend_role(client: OpenSearchClient, role: str, backend_role: str) -> None:
+    """Add one backend role to a shared mapping without rewriting anyone else's entries."""
+    mapping = _get_mapping(client, role)
+    if mapping is None:
+        # No mapping yet: creating it overwrites nothing.
+        client.request(
+            "PUT", f"{SECURITY}/rolesmapping/{role}", body={"backend_roles": [backend_role]}
+        )
+        return
+    current = mapping.get("backend_roles")
+    if isinstance(current, list) and backend_role in current:
+        return
+    op = (
+        {"op": "add", "path": "/backend_roles/-", "value": backend_role}
+        if isinstance(current, list)
+        else {"op": "add", "path": "/backend_roles", "value": [backend_role]}
+    )
+    client.request("PATCH", f"{SECURITY}/rolesmapping/{role}", body=[op], idempotent=False)
+
+
+def remove_backend_role(client: OpenSearchClient, role: str, backend_role: str) -> None:
+    """Remove our entry from a shared mapping, by position, leaving the others untouched."""
+    mapping = _get_mapping(client, role)
+    current = mapping.get("backend_roles") if mapping else None
+    if not isinstance(current, list) or backend_role not in current:
+        return
+    index = current.index(backend_role)
+    client.request(
+        "PATCH",
+        f"{SECURITY}/rolesmapping/{role}",
+        body=[{"op": "remove", "path": f"/backend_roles/{index}"}],
+        idempotent=False,
+    )
+
+
+def _put_own_role(client: OpenSearchClient, spec: Spec) -> None:
+    client.request(
+        "PUT",
+        f"{SECURITY}/roles/{spec.role_name}",
+        body={
+            "description": "ML setup custom resources: manage this app's semantic index only",
+            "cluster_permissions": [],
+            "index_permissions": [
+                {
+                    "index_patterns": list(spec.index_patterns),
+                    "allowed_actions": list(INDEX_ACTIONS),
+                }
+            ],
+        },
+    )
+    client.request(
+        "PUT",
+        f"{SECURITY}/rolesmapping/{spec.role_name}",
+        body={"backend_roles": [spec.setup_role_arn]},
+    )
+
+
+def _delete_own_role(client: OpenSearchClient, role_name: str) -> None:
+    client.request("DELETE", f"{SECURITY}/rolesmapping/{role_name}", allow=(404,))
+    client.request("DELETE", f"{SECURITY}/roles/{role_name}", allow=(404,))
+
+
+def _apply(client: OpenSearchClient, spec: Spec) -> None:
+    client.wait_until_available()
+    add_backend_role(client, ML_FULL_ACCESS, spec.setup_role_arn)
+    _put_own_role(client, spec)
+
+
+def _outcome(physical_id: str, spec: Spec) -> Outcome:
+    return Outcome(physical_id, {"RoleName": spec.role_name})
+
+
+def create(props: Props, ctx: Ctx) -> Outcome:
+    spec = Spec.parse(props)
+    client = ctx.master_client(spec.master_role_arn)
+    try:
+        _apply(client, spec)
+    except Exception:
+        # A failed Create gets no Delete from the Provider framework: undo here.
+        best_effort(lambda: _remove(client, spec))
+        raise
+    return _outcome(f"ml-access-mapping:{spec.role_name}", spec)
+
+
+def update(props: Props, old_props: Props, physical_id: str, ctx: Ctx) -> Outcome:
+    spec = Spec.parse(props)
+    old = Spec.parse(old_props)
+    client = ctx.master_client(spec.master_role_arn)
+    _apply(client, spec)
+    if old.setup_role_arn != spec.setup_role_arn:
+        remove_backend_role(client, ML_FULL_ACCESS, old.setup_role_arn)
+    if old.role_name != spec.role_name:
+        _delete_own_role(client, old.role_name)
+    return _outcome(physical_id, spec)
+
+
+def _remove(client: OpenSearchClient, spec: Spec) -> None:
+    remove_backend_role(client, ML_FULL_ACCESS, spec.setup_role_arn)
+    _delete_own_role(client, spec.role_name)
+
+
+def delete(props: Props, physical_id: str, ctx: Ctx) -> None:
+    spec = Spec.parse(props)
+    client = ctx.master_client(spec.master_role_arn)
+    client.wait_until_available()
+    _remove(client, spec)

@@ -1,0 +1,201 @@
+"""Custom::SemanticIndex: the k-NN index whose ``semantic`` field is bound to the model.
+
+The index name is the configured base name plus a hash of everything that
+cannot change on an existing index (the field, its vector dimension and space
+type, shard count, raw field type, chunking). Changing one of those gives a
+new name, so CloudFormation creates the new index before deleting the old one
+(a replacement); everything else is updated in place and keeps the data:
+* ``ModelId`` / ``SearchModelId``: the semantic field's updatable parameters,
+  changed with a mapping update. Existing vectors are kept as they are; the
+  dimension and space type are unchanged by construction (they are in the
+  name), so they stay searchable.
+* ``NumberOfReplicas``: a dynamic index setting.
+* ``RetainOnDelete``: read at delete time only.
+
+``index.knn`` is static (set at creation) and always true.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from . import common
+from .common import Ctx, Outcome, SetupError
+from .opensearch_client import OpenSearchClient, OpenSearchError
+from .properties import FIELD_NAME, INDEX_NAME, Props
+
+LOG = logging.getLogger(__name__)
+
+RESOURCE_TYPE = "Custom::SemanticIndex"
+ID = r"[A-Za-z0-9_\-]{1,128}"
+
+
+@dataclass(frozen=True)
+class Spec:
+    base_name: str
+    field: str
+    model_id: str
+    search_model_id: str | None
+    dimension: int
+    space_type: str
+    shards: int
+    replicas: int
+    raw_field_type: str
+    chunking: bool
+    retain_on_delete: bool
+
+    @classmethod
+    def parse(cls, props: Props) -> Spec:
+        return cls(
+            base_name=props.string("IndexName", pattern=INDEX_NAME, what="a lowercase index name"),
+            field=props.string("FieldName", pattern=FIELD_NAME, what="a field name"),
+            model_id=props.string("ModelId", pattern=ID, what="a model id"),
+            search_model_id=(
+                props.string("SearchModelId", pattern=ID, what="a model id")
+                if props.has("SearchModelId")
+                else None
+            ),
+            dimension=props.integer("EmbeddingDimension", lo=1, hi=16000),
+            space_type=props.choice("SpaceType", ("cosinesimil", "innerproduct", "l2")),
+            shards=props.integer("NumberOfShards", lo=1, hi=1024),
+            replicas=props.integer("NumberOfReplicas", lo=0, hi=15),
+            raw_field_type=props.choice(
+                "RawFieldType", ("text", "match_only_text"), default="text"
+            ),
+            chunking=props.boolean("Chunking", default=False),
+            retain_on_delete=props.boolean("RetainOnDelete", default=False),
+        )
+
+    @property
+    def index_name(self) -> str:
+        fixed = {
+            "field": self.field,
+            "dimension": self.dimension,
+            "space_type": self.space_type,
+            "shards": self.shards,
+            "raw_field_type": self.raw_field_type,
+            "chunking": self.chunking,
+        }
+        return f"{self.base_name}-{common.config_hash(fixed, 8)}"
+
+    def field_mapping(self) -> dict[str, Any]:
+        mapping: dict[str, Any] = {"type": "semantic", "model_id": self.model_id}
+        if self.search_model_id:
+            mapping["search_model_id"] = self.search_model_id
+        if self.raw_field_type != "text":
+            mapping["raw_field_type"] = self.raw_field_type
+        if self.chunking:
+            mapping["chunking"] = True
+        return mapping
+
+
+def _check_model(client: OpenSearchClient, model_id: str, spec: Spec) -> None:
+    """Fail early, and legibly, if the model cannot back this field."""
+    model = common.get_model(client, model_id)
+    if model is None:
+        raise SetupError(f"model {model_id} does not exist")
+    config = model.get("model_config") or {}
+    dimension = config.get("embedding_dimension")
+    space_type = (config.get("additional_config") or {}).get("space_type")
+    if dimension != spec.dimension or space_type != spec.space_type:
+        raise SetupError(
+            f"model {model_id} embeds with dimension {dimension} and space type {space_type}, "
+            f"but the index is configured for {spec.dimension} and {spec.space_type}"
+        )
+
+
+def _get_index(client: OpenSearchClient, name: str) -> dict | None:
+    response = client.request("GET", f"/{name}", allow=(404,))
+    if response.status == 404 or not isinstance(response.body, dict):
+        return None
+    return response.body.get(name)
+
+
+def _create_index(client: OpenSearchClient, spec: Spec, name: str) -> bool:
+    """Create the index; False if it already existed (a retried create)."""
+    body = {
+        "settings": {
+            "index": {
+                "knn": True,
+                "number_of_shards": spec.shards,
+                "number_of_replicas": spec.replicas,
+            }
+        },
+        "mappings": {"properties": {spec.field: spec.field_mapping()}},
+    }
+    try:
+        client.request("PUT", f"/{name}", body=body)
+    except OpenSearchError as exc:
+        if exc.error_type == "resource_already_exists_exception":
+            return False
+        raise
+    return True
+
+
+def _converge(client: OpenSearchClient, spec: Spec, name: str, index: dict) -> None:
+    """Bring an existing index to ``spec`` with in-place changes only."""
+    properties = (index.get("mappings") or {}).get("properties") or {}
+    current = properties.get(spec.field) or {}
+    if current.get("type") != "semantic":
+        raise SetupError(
+            f"index {name} exists but its field {spec.field} is not a semantic field; "
+            "delete the index or choose another IndexName"
+        )
+    wanted = spec.field_mapping()
+    if any(current.get(k) != wanted.get(k) for k in ("model_id", "search_model_id")):
+        client.request("PUT", f"/{name}/_mapping", body={"properties": {spec.field: wanted}})
+    settings = (index.get("settings") or {}).get("index") or {}
+    if str(settings.get("number_of_replicas")) != str(spec.replicas):
+        client.request(
+            "PUT",
+            f"/{name}/_settings",
+            body={"index": {"number_of_replicas": spec.replicas}},
+        )
+
+
+def _ensure(client: OpenSearchClient, spec: Spec, ctx: Ctx) -> Outcome:
+    name = spec.index_name
+    _check_model(client, spec.model_id, spec)
+    if spec.search_model_id:
+        _check_model(client, spec.search_model_id, spec)
+    index = _get_index(client, name)
+    if index is None and _create_index(client, spec, name):
+        return Outcome(name, {"IndexName": name})
+    index = index or _get_index(client, name)
+    if index is None:
+        raise SetupError(f"index {name} could be neither created nor read")
+    LOG.info("index %s exists; updating it in place", name)
+    _converge(client, spec, name, index)
+    return Outcome(name, {"IndexName": name})
+
+
+def create(props: Props, ctx: Ctx) -> Outcome:
+    spec = Spec.parse(props)
+    client = ctx.setup_client()
+    client.wait_until_available()
+    return _ensure(client, spec, ctx)
+
+
+def update(props: Props, old_props: Props, physical_id: str, ctx: Ctx) -> Outcome:
+    # Same code path: a new name means a new index (CloudFormation deletes the
+    # old one, honouring the old RetainOnDelete); the same name is converged.
+    return create(props, ctx)
+
+
+def delete(props: Props, physical_id: str, ctx: Ctx) -> None:
+    spec = Spec.parse(props)
+    if not re.fullmatch(re.escape(spec.base_name) + r"-[0-9a-f]{8}", physical_id):
+        # Never let an odd physical id ("*", "_all", someone else's index) reach DELETE.
+        LOG.warning(
+            "physical id %r is not an index this resource names; nothing to delete", physical_id
+        )
+        return
+    if spec.retain_on_delete:
+        LOG.info("RetainOnDelete is true: keeping index %s and its documents", physical_id)
+        return
+    client = ctx.setup_client()
+    client.wait_until_available()
+    client.request("DELETE", f"/{physical_id}", allow=(404,))
