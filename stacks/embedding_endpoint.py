@@ -219,7 +219,8 @@ def container_environment(config: EnvironmentConfig) -> dict[str, str]:
         "HF_MODEL_ID": config.model_id,
         "HF_MODEL_REVISION": config.model_revision,
         "HF_TASK": "feature-extraction",
-        "E5_QUERY_PREFIX": config.query_prefix,
-        "E5_PASSAGE_PREFIX": config.passage_prefix,
-        "E5_EMBEDDING_DIMENSION": str(config.embedding_dimension),
+        # Read by model/inference.py: the prefixes come from config so another
+        # asymmetric model family needs no code change.
+        "EMBEDDING_QUERY_PREFIX": config.query_prefix,
+        "EMBEDDING_PASSAGE_PREFIX": config.passage_prefix,
     }

@@ -172,3 +172,13 @@ def test_prod_uses_masters_and_zone_awareness(prod: Synthesized) -> None:
     assert cluster["ZoneAwarenessEnabled"] is True
     assert cluster["ZoneAwarenessConfig"]["AvailabilityZoneCount"] == 3
     assert cluster["InstanceCount"] == 3
+
+
+def test_container_environment_uses_the_handler_s_variable_names(dev: Synthesized) -> None:
+    """The prefixes reach model/inference.py under the names it reads."""
+    import model.inference as handler
+
+    (model,) = dev.resources("AWS::SageMaker::Model").values()
+    env = model["Properties"]["PrimaryContainer"]["Environment"]
+    assert env[handler.ENV_QUERY_PREFIX] == "query: "
+    assert env[handler.ENV_PASSAGE_PREFIX] == "passage: "
