@@ -1,0 +1,1446 @@
+"""An in-process emulator of the Amazon OpenSearch Service REST APIs this project uses.
+
+Why an emulator and not mocks: the custom-resource handlers (and later the
+smoke and evaluation tools) are HTTP clients. A real threaded HTTP server on
+127.0.0.1 lets any client - our urllib3 code, opensearch-py, curl - talk to it
+unchanged, and lets the tests check the whole exchange: SigV4 signatures,
+status codes, error bodies, retries.
+
+A test double must enforce the rules of what it stands in for, so this one
+does (each rule names its source: DESIGN.md, ml-commons, neural-search or the
+security plugin):
+
+* Service front end: every request must carry a valid SigV4 ``Authorization``
+  for service ``es`` and this region (the signature is recomputed with the
+  secret of the access key id); the domain access policy admits only the
+  listed principals; creating or updating a connector whose
+  ``credential.roleArn`` the caller may not ``iam:PassRole`` is refused.
+* Fine-grained access control: the master principal has ``all_access``; any
+  other identity has exactly the roles its ARN is mapped to as a backend role.
+  ML APIs need ``cluster:admin/opensearch/ml/*`` (``ml_full_access``), index
+  APIs need an index permission whose pattern matches, the security REST API
+  needs the master user.
+* ML Commons: connectors, model groups (unique names), remote models (connector
+  must exist, ``model_config.additional_config.is_asymmetric`` must be a JSON
+  boolean), deploy goes DEPLOYING then DEPLOYED or DEPLOY_FAILED over
+  successive polls, a deployed or deploying model cannot be deleted ("undeploy
+  model first"), a connector that a model uses cannot be deleted (409) nor
+  updated while that model is deployed (400), a model group with models cannot
+  be deleted (409), missing objects are 404.
+* Index APIs: ``index.knn`` and shard count are static; a ``semantic`` field
+  needs an existing model with a ``model_config`` and ``index.knn: true``;
+  ``model_id``/``search_model_id`` are updatable, ``raw_field_type``,
+  ``chunking`` and ``semantic_info_field_name`` are not, and a new model must
+  keep the field's vector dimension and space type.
+* Search/ingest for the smoke test: ``_predict``, indexing into the semantic
+  field (embedded as ``passage``), ``neural`` queries (embedded as ``query``).
+
+Every request, and every response the emulated OpenSearch produces, passes
+through one hook (:attr:`OpenSearchEmulator.validator`), which by default
+checks both against the official OpenSearch API specification
+(``tests/support/opensearch_spec.py``). Responses of the emulated AWS front
+end (access policy denials, injected throttling) are not OpenSearch's and are
+not checked against its specification.
+
+Fault injection (:class:`Faults`): front-end 401/403 for the first N calls,
+bursts of 429/503, dropped connections, failing or stalling deployments, a
+domain that does not answer.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import hashlib
+import hmac
+import itertools
+import json
+import math
+import re
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, Protocol
+from urllib.parse import parse_qsl, unquote, urlsplit
+
+from botocore.auth import SigV4Auth
+from botocore.awsrequest import AWSRequest
+from botocore.credentials import ReadOnlyCredentials
+
+__all__ = [
+    "ApiError",
+    "Faults",
+    "OpenSearchEmulator",
+    "Principal",
+    "hashing_embedder",
+]
+
+ML = "/_plugins/_ml"
+SEC = "/_plugins/_security/api"
+NODE_ID = "emulated-node-1"
+ML_MODEL_INDEX = ".plugins-ml-model"
+
+
+class Validator(Protocol):
+    """What the emulator needs from the specification checks (``OpenSearchSpec``)."""
+
+    def validate_request(self, method: str, path: str, query: Any, body: Any) -> Any: ...
+
+    def validate_response(self, method: str, path: str, status: int, body: Any) -> Any: ...
+
+
+@dataclass(frozen=True)
+class Principal:
+    """An IAM identity the emulator knows: its signing credentials and its ARN."""
+
+    arn: str
+    access_key: str
+    secret_key: str
+    session_token: str | None = None
+
+    @property
+    def credentials(self) -> ReadOnlyCredentials:
+        return ReadOnlyCredentials(self.access_key, self.secret_key, self.session_token)
+
+
+class ApiError(Exception):
+    """An OpenSearch error response (standard or security-plugin shape)."""
+
+    def __init__(self, status: int, error_type: str, reason: str, *, security: bool = False):
+        super().__init__(reason)
+        self.status = status
+        self.error_type = error_type
+        self.reason = reason
+        self.security = security
+
+    def body(self) -> dict[str, Any]:
+        if self.security:
+            return {"status": self.error_type, "message": self.reason}
+        cause = {"type": self.error_type, "reason": self.reason}
+        return {"error": {"root_cause": [cause], **cause}, "status": self.status}
+
+
+def _sec_error(status: int, message: str) -> ApiError:
+    names = {400: "BAD_REQUEST", 403: "FORBIDDEN", 404: "NOT_FOUND", 409: "CONFLICT"}
+    return ApiError(status, names.get(status, "INTERNAL_SERVER_ERROR"), message, security=True)
+
+
+# ----------------------------------------------------------------------------- faults
+
+
+@dataclass
+class FaultRule:
+    """Answer matching requests with a canned front-end response (or a dropped connection)."""
+
+    remaining: int
+    status: int
+    body: Any
+    match: Callable[[str, str, str], bool]
+    drop_connection: bool = False
+
+
+class Faults:
+    """Fault injection hooks; each rule is consumed by the requests it answers."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._rules: list[FaultRule] = []
+        self.deploy_failures: list[str] = []
+        self.stall_deploys = False
+        self.down = False
+
+    @staticmethod
+    def _matcher(principal: str | None, path_prefix: str | None) -> Callable[[str, str, str], bool]:
+        def match(arn: str, method: str, path: str) -> bool:
+            return (principal is None or arn == principal) and (
+                path_prefix is None or path.startswith(path_prefix)
+            )
+
+        return match
+
+    def add(
+        self,
+        count: int,
+        status: int,
+        body: Any = None,
+        *,
+        principal: str | None = None,
+        path_prefix: str | None = None,
+        drop_connection: bool = False,
+    ) -> None:
+        with self._lock:
+            self._rules.append(
+                FaultRule(
+                    count, status, body, self._matcher(principal, path_prefix), drop_connection
+                )
+            )
+
+    def deny(self, count: int, status: int = 403, *, principal: str | None = None) -> None:
+        """What a new IAM policy or role mapping looks like before it has propagated."""
+        message = (
+            {"message": "The security token included in the request is invalid."}
+            if status == 401
+            else {
+                "Message": f"User: {principal or 'caller'} is not authorized to perform: "
+                "es:ESHttpGet because no resource-based policy allows the es:ESHttpGet action"
+            }
+        )
+        self.add(count, status, message, principal=principal)
+
+    def throttle(self, count: int, *, path_prefix: str | None = None) -> None:
+        self.add(count, 429, {"message": "Too many requests"}, path_prefix=path_prefix)
+
+    def unavailable(self, count: int, *, path_prefix: str | None = None) -> None:
+        self.add(count, 503, {"message": "Service Unavailable"}, path_prefix=path_prefix)
+
+    def drop_connections(self, count: int, *, path_prefix: str | None = None) -> None:
+        self.add(count, 0, None, path_prefix=path_prefix, drop_connection=True)
+
+    def fail_next_deploy(self, error: str) -> None:
+        """The next deployment ends in DEPLOY_FAILED with ``error`` on its task."""
+        with self._lock:
+            self.deploy_failures.append(error)
+
+    def take(self, arn: str, method: str, path: str) -> FaultRule | None:
+        with self._lock:
+            if self.down:
+                return FaultRule(1, 503, {"message": "domain is processing"}, lambda *_: True)
+            for rule in self._rules:
+                if rule.remaining > 0 and rule.match(arn, method, path):
+                    rule.remaining -= 1
+                    return rule
+            return None
+
+    def take_deploy_failure(self) -> str | None:
+        with self._lock:
+            return self.deploy_failures.pop(0) if self.deploy_failures else None
+
+    def pending(self) -> int:
+        """Injected responses not yet consumed (a test can assert its faults were hit)."""
+        with self._lock:
+            return sum(rule.remaining for rule in self._rules)
+
+
+# ----------------------------------------------------------------------------- embeddings
+
+Embedder = Callable[[list[str], str, dict[str, Any]], list[list[float]]]
+
+
+def hashing_embedder(
+    texts: list[str], content_type: str, model: dict[str, Any]
+) -> list[list[float]]:
+    """Deterministic stand-in for the endpoint: bag of hashed words, with the E5 prefix.
+
+    Like the real endpoint, it prepends the model's query or passage prefix, so
+    the same text embeds differently as a query and as a passage, while texts
+    sharing words stay close (a neural query finds the passage it paraphrases).
+    """
+    config = model.get("model_config") or {}
+    extra = config.get("additional_config") or {}
+    dimension = int(config.get("embedding_dimension") or 384)
+    prefix = extra.get("query_prefix" if content_type == "query" else "passage_prefix") or ""
+    vectors = []
+    for text in texts:
+        vector = [0.0] * dimension
+        for word in re.findall(r"\w+", (prefix + text).lower()):
+            digest = hashlib.sha256(word.encode()).digest()
+            weight = 0.3 if word in ("query", "passage") else 1.0
+            vector[int.from_bytes(digest[:4], "big") % dimension] += weight
+            vector[int.from_bytes(digest[4:8], "big") % dimension] += weight * 0.5
+        norm = math.sqrt(sum(v * v for v in vector)) or 1.0
+        vectors.append([v / norm for v in vector])
+    return vectors
+
+
+# ----------------------------------------------------------------------------- security
+
+ACTION_GROUPS: dict[str, list[str]] = {
+    "cluster_monitor": ["cluster:monitor/*"],
+    "cluster_all": ["cluster:*"],
+    "indices_all": ["indices:*"],
+    "manage": ["indices:monitor/*", "indices:admin/*"],
+    "indices_monitor": ["indices:monitor/*"],
+    "create_index": ["indices:admin/create", "indices:admin/mapping/put"],
+    "crud": ["indices:data/read/*", "indices:data/write/*"],
+    "read": ["indices:data/read/*"],
+    "write": ["indices:data/write/*"],
+    "search": ["indices:data/read/search*"],
+}
+RESERVED_ROLES: dict[str, dict[str, Any]] = {
+    "all_access": {
+        "reserved": True,
+        "cluster_permissions": ["*"],
+        "index_permissions": [{"index_patterns": ["*"], "allowed_actions": ["*"]}],
+    },
+    # security plugin config/roles.yml
+    "ml_full_access": {
+        "reserved": True,
+        "cluster_permissions": ["cluster:admin/opensearch/ml/*", "cluster_monitor"],
+        "index_permissions": [{"index_patterns": ["*"], "allowed_actions": ["indices_monitor"]}],
+    },
+}
+
+
+def _expand(actions: list[str]) -> list[str]:
+    out: list[str] = []
+    for action in actions:
+        out.extend(ACTION_GROUPS.get(action, [action]))
+    return out
+
+
+def _allows(patterns: list[str], action: str) -> bool:
+    return any(fnmatch.fnmatchcase(action, p) for p in _expand(patterns))
+
+
+# ----------------------------------------------------------------------------- queries
+
+
+def _field_values(source: dict[str, Any], name: str) -> list[Any]:
+    base = name[: -len(".keyword")] if name.endswith(".keyword") else name
+    value: Any = source
+    for part in base.split("."):
+        value = value.get(part) if isinstance(value, dict) else None
+    return value if isinstance(value, list) else [value]
+
+
+def _tokens(value: Any) -> set[str]:
+    return set(re.findall(r"[a-z0-9]+", str(value).lower()))
+
+
+def matches(query: dict[str, Any], source: dict[str, Any]) -> bool:
+    """A small query DSL: term, terms, match, ids-free bool and match_all; others are 400."""
+    if not isinstance(query, dict) or len(query) != 1:
+        raise ApiError(400, "parsing_exception", f"malformed query {query!r}")
+    ((kind, spec),) = query.items()
+    if kind == "match_all":
+        return True
+    if kind in ("term", "match") and isinstance(spec, dict) and len(spec) == 1:
+        ((name, value),) = spec.items()
+        if isinstance(value, dict):
+            value = value.get("value", value.get("query"))
+        values = _field_values(source, name)
+        if kind == "term":
+            # keyword sub-fields and keyword fields compare exactly
+            return any(v == value for v in values if v is not None)
+        # match on a text field: any shared token (an OR query), like the real one
+        return any(_tokens(v) & _tokens(value) for v in values if v is not None)
+    if kind == "terms" and isinstance(spec, dict) and len(spec) == 1:
+        ((name, wanted),) = spec.items()
+        return any(v in wanted for v in _field_values(source, name))
+    if kind == "bool" and isinstance(spec, dict):
+        must = spec.get("must", []) + spec.get("filter", [])
+        must = must if isinstance(must, list) else [must]
+        must_not = spec.get("must_not", [])
+        must_not = must_not if isinstance(must_not, list) else [must_not]
+        return all(matches(q, source) for q in must) and not any(
+            matches(q, source) for q in must_not
+        )
+    raise ApiError(400, "parsing_exception", f"the emulator does not support query {kind!r}")
+
+
+def _hits(index: str, docs: list[tuple[str, dict[str, Any]]], scores: list[float] | None = None):
+    hits = [
+        {"_index": index, "_id": doc_id, "_score": scores[i] if scores else 1.0, "_source": src}
+        for i, (doc_id, src) in enumerate(docs)
+    ]
+    return {
+        "took": 1,
+        "timed_out": False,
+        "_shards": {"total": 1, "successful": 1, "skipped": 0, "failed": 0},
+        "hits": {
+            "total": {"value": len(hits), "relation": "eq"},
+            "max_score": max((h["_score"] for h in hits), default=None),
+            "hits": hits,
+        },
+    }
+
+
+# (method, path template, permission the security plugin checks, handler)
+ROUTES: list[tuple[str, str, str, str]] = [
+    ("GET", "/", "cluster:monitor/main", "_root"),
+    ("GET", "/_cluster/health", "cluster:monitor/health", "_health"),
+    ("POST", "ML/connectors/_create", "ml/connectors/create", "_connector_create"),
+    ("POST", "ML/connectors/_search", "ml/connectors/search", "_connector_search"),
+    ("GET", "ML/connectors/{cid}", "ml/connectors/get", "_connector_get"),
+    ("PUT", "ML/connectors/{cid}", "ml/connectors/update", "_connector_update"),
+    ("DELETE", "ML/connectors/{cid}", "ml/connectors/delete", "_connector_delete"),
+    ("POST", "ML/model_groups/_register", "ml/model_groups/register", "_group_register"),
+    ("POST", "ML/model_groups/_search", "ml/model_groups/search", "_group_search"),
+    ("DELETE", "ML/model_groups/{gid}", "ml/model_groups/delete", "_group_delete"),
+    ("POST", "ML/models/_register", "ml/register_model", "_model_register"),
+    ("POST", "ML/models/_search", "ml/models/search", "_model_search"),
+    ("GET", "ML/models/{mid}", "ml/models/get", "_model_get"),
+    ("PUT", "ML/models/{mid}", "ml/models/update", "_model_update"),
+    ("DELETE", "ML/models/{mid}", "ml/models/delete", "_model_delete"),
+    ("POST", "ML/models/{mid}/_deploy", "ml/deploy_model", "_model_deploy"),
+    ("POST", "ML/models/{mid}/_undeploy", "ml/undeploy_model", "_model_undeploy"),
+    ("POST", "ML/models/{mid}/_predict", "ml/predict", "_model_predict"),
+    ("GET", "ML/tasks/{tid}", "ml/tasks/get", "_task_get"),
+    ("GET", "SEC/rolesmapping/{role}", "restapi:admin/rolesmapping", "_mapping_get"),
+    ("PUT", "SEC/rolesmapping/{role}", "restapi:admin/rolesmapping", "_mapping_put"),
+    ("PATCH", "SEC/rolesmapping/{role}", "restapi:admin/rolesmapping", "_mapping_patch"),
+    ("DELETE", "SEC/rolesmapping/{role}", "restapi:admin/rolesmapping", "_mapping_delete"),
+    ("GET", "SEC/roles/{role}", "restapi:admin/roles", "_role_get"),
+    ("PUT", "SEC/roles/{role}", "restapi:admin/roles", "_role_put"),
+    ("DELETE", "SEC/roles/{role}", "restapi:admin/roles", "_role_delete"),
+    ("PUT", "/{index}", "indices:admin/create", "_index_create"),
+    ("GET", "/{index}", "indices:admin/get", "_index_get"),
+    ("DELETE", "/{index}", "indices:admin/delete", "_index_delete"),
+    ("PUT", "/{index}/_mapping", "indices:admin/mapping/put", "_index_put_mapping"),
+    ("PUT", "/{index}/_settings", "indices:admin/settings/update", "_index_put_settings"),
+    ("POST", "/{index}/_refresh", "indices:admin/refresh", "_index_refresh"),
+    ("PUT", "/{index}/_doc/{doc}", "indices:data/write/index", "_doc_put"),
+    ("POST", "/{index}/_doc/{doc}", "indices:data/write/index", "_doc_put"),
+    ("GET", "/{index}/_doc/{doc}", "indices:data/read/get", "_doc_get"),
+    ("POST", "/{index}/_search", "indices:data/read/search", "_search"),
+    ("GET", "/{index}/_search", "indices:data/read/search", "_search"),
+]
+
+
+# ----------------------------------------------------------------------------- state
+
+
+@dataclass
+class Request:
+    principal: str
+    method: str
+    path: str
+    query: dict[str, str]
+    body: Any
+
+
+@dataclass
+class Outcome:
+    status: int
+    body: Any
+    validate: bool = True
+
+
+def _new_id() -> str:
+    return uuid.uuid4().hex[:20]
+
+
+@dataclass
+class IndexState:
+    settings: dict[str, Any]
+    mappings: dict[str, Any]
+    docs: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+
+class OpenSearchEmulator:
+    """The emulated domain: start it, point clients at :attr:`endpoint`, inspect its state."""
+
+    def __init__(
+        self,
+        *,
+        master: Principal,
+        principals: list[Principal],
+        region: str = "us-east-1",
+        access_policy: list[str] | None = None,
+        pass_role: dict[str, set[str]] | None = None,
+        validator: Validator | str | None = "spec",
+        deploy_polls: int = 2,
+        embedder: Embedder = hashing_embedder,
+    ) -> None:
+        self.region = region
+        self.master = master
+        self.principals = {p.access_key: p for p in [master, *principals]}
+        self.access_policy = (
+            set(access_policy)
+            if access_policy is not None
+            else {p.arn for p in self.principals.values()}
+        )
+        self.pass_role = pass_role or {}
+        if validator == "spec":
+            from tests.support.opensearch_spec import OpenSearchSpec
+
+            validator = OpenSearchSpec.load()
+        self.validator: Validator | None = validator  # type: ignore[assignment]
+        self.deploy_polls = deploy_polls
+        self.embedder = embedder
+        self.faults = Faults()
+        self.lock = threading.RLock()
+        self.connectors: dict[str, dict[str, Any]] = {}
+        self.model_groups: dict[str, dict[str, Any]] = {}
+        self.models: dict[str, dict[str, Any]] = {}
+        self.tasks: dict[str, dict[str, Any]] = {}
+        self.indices: dict[str, IndexState] = {}
+        self.roles: dict[str, dict[str, Any]] = {k: dict(v) for k, v in RESERVED_ROLES.items()}
+        self.role_mappings: dict[str, dict[str, Any]] = {
+            "all_access": {"backend_roles": [], "users": [], "hosts": [], "reserved": False}
+        }
+        self.log: list[tuple[str, str, str, int]] = []
+        self.violations: list[BaseException] = []
+        self._deploy_progress: dict[str, int] = {}
+        self._seq = itertools.count(1)
+        self._server: ThreadingHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+
+    # -- lifecycle
+
+    def start(self) -> OpenSearchEmulator:
+        emulator = self
+
+        class Handler(_Handler):
+            owner = emulator
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        if self._server:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+
+    def __enter__(self) -> OpenSearchEmulator:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    @property
+    def endpoint(self) -> str:
+        assert self._server, "start() the emulator first"
+        host, port = self._server.server_address[:2]
+        return f"http://{host}:{port}"
+
+    def calls(self, principal: str | None = None) -> list[tuple[str, str, str, int]]:
+        with self.lock:
+            return [c for c in self.log if principal is None or c[0] == principal]
+
+    # -- the front end: faults, signature, access policy
+
+    def authenticate(self, method: str, raw_path: str, headers: dict[str, str], body: bytes) -> str:
+        """Return the caller's ARN, or raise ApiError(403) like the service front end."""
+        header = headers.get("authorization", "")
+        found = re.fullmatch(
+            r"AWS4-HMAC-SHA256 Credential=([^/]+)/(\d{8})/([^/]+)/([^/]+)/aws4_request,\s*"
+            r"SignedHeaders=([a-z0-9;\-]+),\s*Signature=([0-9a-f]{64})",
+            header,
+        )
+        if not found:
+            raise ApiError(403, "MissingAuthenticationToken", "request is not SigV4-signed")
+        access_key, _, region, service, signed, signature = found.groups()
+        if service != "es" or region != self.region:
+            raise ApiError(
+                403,
+                "InvalidSignatureException",
+                f"credential scope {region}/{service} does not match {self.region}/es",
+            )
+        principal = self.principals.get(access_key)
+        if principal is None:
+            raise ApiError(403, "UnrecognizedClientException", "unknown access key id")
+        if (
+            principal.session_token
+            and headers.get("x-amz-security-token") != principal.session_token
+        ):
+            raise ApiError(403, "InvalidSignatureException", "missing or wrong session token")
+        names = signed.split(";")
+        if "host" not in names or "x-amz-date" not in names:
+            raise ApiError(403, "InvalidSignatureException", "host and x-amz-date must be signed")
+        request = AWSRequest(
+            method=method,
+            url=f"http://{headers.get('host', '')}{raw_path}",
+            data=body,
+            headers={n: headers.get(n, "") for n in names},
+        )
+        request.context["timestamp"] = headers.get("x-amz-date", "")
+        auth = SigV4Auth(principal.credentials, "es", self.region)
+        expected = auth.signature(
+            auth.string_to_sign(request, auth.canonical_request(request)), request
+        )
+        if not hmac.compare_digest(expected, signature):
+            raise ApiError(403, "InvalidSignatureException", "signature does not match")
+        if principal.arn not in self.access_policy:
+            raise ApiError(
+                403,
+                "AccessDenied",
+                f"User: {principal.arn} is not authorized to perform: es:ESHttp{method.title()}",
+            )
+        return principal.arn
+
+    # -- fine-grained access control
+
+    def roles_of(self, arn: str) -> set[str]:
+        if arn == self.master.arn:
+            return {"all_access"}
+        with self.lock:
+            return {
+                role
+                for role, mapping in self.role_mappings.items()
+                if arn in mapping.get("backend_roles", []) or arn in mapping.get("users", [])
+            }
+
+    def authorize(self, arn: str, action: str, index: str | None = None) -> None:
+        roles = self.roles_of(arn)
+        if action.startswith("restapi:admin/") and arn != self.master.arn:
+            raise _sec_error(403, "No permission to access REST API: " + action)
+        for name in roles:
+            role = self.roles.get(name) or {}
+            if index is None:
+                if _allows(role.get("cluster_permissions", []), action):
+                    return
+            else:
+                for perm in role.get("index_permissions", []):
+                    if any(
+                        fnmatch.fnmatchcase(index, p) for p in perm.get("index_patterns", [])
+                    ) and _allows(perm.get("allowed_actions", []), action):
+                        return
+        target = f" on [{index}]" if index else ""
+        raise ApiError(
+            403,
+            "security_exception",
+            f"no permissions for [{action}]{target} and User [name={arn}, "
+            f"backend_roles=[{arn}], requestedTenant=null]",
+        )
+
+    # -- dispatch
+
+    def handle(self, request: Request) -> Outcome:
+        for method, pattern, action, fn in self._routes():
+            if method != request.method:
+                continue
+            found = re.fullmatch(pattern, request.path)
+            if not found:
+                continue
+            params = {k: unquote(v) for k, v in found.groupdict().items()}
+            index = params.get("index")
+            if action:
+                self.authorize(
+                    request.principal, action, index if action.startswith("indices:") else None
+                )
+            with self.lock:
+                return fn(request, **params)
+        raise ApiError(
+            405, "illegal_argument_exception", f"no handler for {request.method} {request.path}"
+        )
+
+    def _routes(self) -> list[tuple[str, str, str | None, Callable[..., Outcome]]]:
+        routes = []
+        for method, template, action, name in ROUTES:
+            pattern = re.sub(r"\{(\w+)\}", r"(?P<\1>[^/]+)", template)
+            pattern = pattern.replace("ML/", ML + "/").replace("SEC/", SEC + "/")
+            if action.startswith("ml/"):
+                action = "cluster:admin/opensearch/" + action
+            routes.append((method, pattern, action, getattr(self, name)))
+        return routes
+
+    # -- cluster
+
+    def _root(self, r: Request) -> Outcome:
+        return Outcome(
+            200,
+            {
+                "name": NODE_ID,
+                "cluster_name": "111122223333:emulated",
+                "cluster_uuid": "emulated-uuid",
+                "version": {
+                    "distribution": "opensearch",
+                    "number": "3.7.0",
+                    "build_type": "tar",
+                    "build_hash": "unknown",
+                    "build_date": "2026-01-01T00:00:00Z",
+                    "build_snapshot": False,
+                    "lucene_version": "10.3.0",
+                    "minimum_wire_compatibility_version": "2.19.0",
+                    "minimum_index_compatibility_version": "2.0.0",
+                },
+                "tagline": "The OpenSearch Project: https://opensearch.org/",
+            },
+        )
+
+    def _health(self, r: Request) -> Outcome:
+        return Outcome(
+            200,
+            {
+                "cluster_name": "111122223333:emulated",
+                "status": "green",
+                "timed_out": False,
+                "number_of_nodes": 1,
+                "number_of_data_nodes": 1,
+                "discovered_master": True,
+                "discovered_cluster_manager": True,
+                "active_primary_shards": len(self.indices),
+                "active_shards": len(self.indices),
+                "relocating_shards": 0,
+                "initializing_shards": 0,
+                "unassigned_shards": 0,
+                "delayed_unassigned_shards": 0,
+                "number_of_pending_tasks": 0,
+                "number_of_in_flight_fetch": 0,
+                "task_max_waiting_in_queue_millis": 0,
+                "active_shards_percent_as_number": 100.0,
+            },
+        )
+
+    # -- ML Commons: connectors
+
+    def _check_pass_role(self, principal: str, body: dict[str, Any]) -> None:
+        role = (body.get("credential") or {}).get("roleArn")
+        if role and role not in self.pass_role.get(principal, set()):
+            raise ApiError(
+                403,
+                "security_exception",
+                f"User: {principal} is not authorized to perform: iam:PassRole on resource: {role}",
+            )
+
+    def _write_response(self, index: str, doc_id: str, result: str) -> dict[str, Any]:
+        return {
+            "_index": index,
+            "_id": doc_id,
+            "_version": 1,
+            "result": result,
+            "_shards": {"total": 1, "successful": 1, "failed": 0},
+            "_seq_no": next(self._seq),
+            "_primary_term": 1,
+        }
+
+    def _connector_create(self, r: Request) -> Outcome:
+        body = r.body or {}
+        self._check_pass_role(r.principal, body)
+        params = body.get("parameters") or {}
+        if body.get("protocol") == "aws_sigv4" and not (
+            params.get("region") and params.get("service_name")
+        ):
+            raise ApiError(400, "illegal_argument_exception", "Missing region or service_name")
+        cid = _new_id()
+        # ML Commons keeps the version as a string (the GET response's schema says so).
+        self.connectors[cid] = {
+            **body,
+            "version": str(body.get("version", "1")),
+            "created_time": int(time.time() * 1000),
+        }
+        return Outcome(200, {"connector_id": cid})
+
+    def _public_connector(self, cid: str) -> dict[str, Any]:
+        # ML Commons never returns the credential.
+        return {k: v for k, v in self.connectors[cid].items() if k != "credential"}
+
+    def _connector_search(self, r: Request) -> Outcome:
+        return self._ml_search(".plugins-ml-connector", self.connectors, r, self._public_connector)
+
+    def _ml_search(
+        self,
+        index: str,
+        store: dict[str, dict[str, Any]],
+        r: Request,
+        view: Callable[[str], dict[str, Any]] | None = None,
+    ) -> Outcome:
+        query = (r.body or {}).get("query", {"match_all": {}})
+        size = int((r.body or {}).get("size", 10))
+        found = [(k, view(k) if view else dict(v)) for k, v in store.items() if matches(query, v)]
+        return Outcome(200, _hits(index, found[:size]))
+
+    def _connector_get(self, r: Request, cid: str) -> Outcome:
+        if cid not in self.connectors:
+            raise ApiError(404, "status_exception", "Failed to find connector")
+        return Outcome(200, self._public_connector(cid))
+
+    def _models_of_connector(self, cid: str) -> list[str]:
+        return [m for m, v in self.models.items() if v.get("connector_id") == cid]
+
+    def _connector_update(self, r: Request, cid: str) -> Outcome:
+        if cid not in self.connectors:
+            raise ApiError(404, "status_exception", "Failed to find connector")
+        deployed = [
+            m for m in self._models_of_connector(cid) if self.models[m]["model_state"] == "DEPLOYED"
+        ]
+        if deployed:
+            raise ApiError(
+                400,
+                "status_exception",
+                f"{len(deployed)} models are still using this connector, please undeploy the "
+                f"models first: {deployed}",
+            )
+        self._check_pass_role(r.principal, r.body or {})
+        update = dict(r.body or {})
+        if "version" in update:
+            update["version"] = str(update["version"])
+        self.connectors[cid].update(update)
+        return Outcome(200, self._write_response(".plugins-ml-connector", cid, "updated"))
+
+    def _connector_delete(self, r: Request, cid: str) -> Outcome:
+        if cid not in self.connectors:
+            raise ApiError(404, "status_exception", "Failed to find connector")
+        users = self._models_of_connector(cid)
+        if users:
+            raise ApiError(
+                409,
+                "status_exception",
+                f"{len(users)} models are still using this connector, please delete or update "
+                f"the models first: {users}",
+            )
+        del self.connectors[cid]
+        return Outcome(200, self._write_response(".plugins-ml-connector", cid, "deleted"))
+
+    # -- ML Commons: model groups
+
+    def _register_group(self, name: str, description: str | None) -> str:
+        for gid, group in self.model_groups.items():
+            if group["name"] == name:
+                raise ApiError(
+                    400,
+                    "illegal_argument_exception",
+                    f"The name you provided is already being used by a model group with ID: {gid}.",
+                )
+        gid = _new_id()
+        self.model_groups[gid] = {
+            "name": name,
+            "description": description or "",
+            "latest_version": 0,
+            "access": "public",
+        }
+        return gid
+
+    def _group_register(self, r: Request) -> Outcome:
+        body = r.body or {}
+        gid = self._register_group(str(body["name"]), body.get("description"))
+        return Outcome(200, {"model_group_id": gid, "status": "CREATED"})
+
+    def _group_search(self, r: Request) -> Outcome:
+        return self._ml_search(".plugins-ml-model-group", self.model_groups, r)
+
+    def _group_delete(self, r: Request, gid: str) -> Outcome:
+        if gid not in self.model_groups:
+            raise ApiError(404, "status_exception", "Failed to find model group")
+        if any(m.get("model_group_id") == gid for m in self.models.values()):
+            raise ApiError(
+                409,
+                "status_exception",
+                "Cannot delete the model group when it has associated model versions",
+            )
+        del self.model_groups[gid]
+        return Outcome(200, self._write_response(".plugins-ml-model-group", gid, "deleted"))
+
+    # -- ML Commons: models
+
+    def _validate_model_config(self, config: Any) -> None:
+        if not isinstance(config, dict):
+            return
+        for key in ("embedding_dimension",):
+            if key in config and (
+                isinstance(config[key], bool) or not isinstance(config[key], int)
+            ):
+                raise ApiError(400, "illegal_argument_exception", f"{key} must be an integer")
+        extra = config.get("additional_config") or {}
+        if "is_asymmetric" in extra and not isinstance(extra["is_asymmetric"], bool):
+            # Stricter than the service, which silently ignores a non-boolean
+            # flag (neural-search AsymmetricModelDetector): DESIGN.md requires
+            # a JSON boolean, and CloudFormation turns booleans into strings.
+            raise ApiError(
+                400,
+                "illegal_argument_exception",
+                "additional_config.is_asymmetric must be a boolean, got "
+                f"{type(extra['is_asymmetric']).__name__}",
+            )
+        if str(config.get("model_type", "")).upper() == "TEXT_EMBEDDING" and not isinstance(
+            extra.get("space_type"), str
+        ):
+            raise ApiError(
+                400,
+                "illegal_argument_exception",
+                "Space type must be provided in additional_config for remote text embedding model",
+            )
+
+    def _model_register(self, r: Request) -> Outcome:
+        body = r.body or {}
+        if body.get("function_name") != "remote":
+            raise ApiError(
+                400, "illegal_argument_exception", "the emulator registers remote models only"
+            )
+        cid = body.get("connector_id")
+        if cid not in self.connectors:
+            raise ApiError(404, "status_exception", f"Failed to find connector {cid}")
+        self._validate_model_config(body.get("model_config"))
+        gid = body.get("model_group_id")
+        if gid is None:
+            gid = self._register_group(str(body["name"]), body.get("description"))
+        elif gid not in self.model_groups:
+            raise ApiError(404, "status_exception", "Failed to find model group")
+        self.model_groups[gid]["latest_version"] += 1
+        mid, tid = _new_id(), _new_id()
+        now = int(time.time() * 1000)
+        self.models[mid] = {
+            "name": body["name"],
+            "algorithm": "REMOTE",
+            "function_name": "remote",
+            "model_group_id": gid,
+            "model_version": str(self.model_groups[gid]["latest_version"]),
+            "description": body.get("description", ""),
+            "connector_id": cid,
+            "model_config": body.get("model_config"),
+            "model_state": "REGISTERED",
+            "created_time": now,
+            "last_updated_time": now,
+            "is_hidden": False,
+        }
+        self.tasks[tid] = {"model_id": mid, "task_type": "REGISTER_MODEL", "state": "COMPLETED",
+                           "function_name": "REMOTE", "is_async": False}  # fmt: skip
+        return Outcome(200, {"task_id": tid, "status": "CREATED", "model_id": mid})
+
+    def _model_search(self, r: Request) -> Outcome:
+        return self._ml_search(ML_MODEL_INDEX, self.models, r)
+
+    def _advance(self, mid: str) -> None:
+        """Each observation of a deploying model moves it one poll closer to its end state."""
+        model = self.models[mid]
+        if model["model_state"] != "DEPLOYING" or self.faults.stall_deploys:
+            return
+        seen = self._deploy_progress.get(mid, 0) + 1
+        self._deploy_progress[mid] = seen
+        if seen < self.deploy_polls:
+            return
+        task = self.tasks[model["_deploy_task"]]
+        error = model.pop("_deploy_error", None)
+        if error:
+            model["model_state"] = "DEPLOY_FAILED"
+            task.update(state="FAILED", error=json.dumps({NODE_ID: error}))
+        else:
+            model["model_state"] = "DEPLOYED"
+            task.update(state="COMPLETED")
+
+    def _model_view(self, mid: str) -> dict[str, Any]:
+        return {k: v for k, v in self.models[mid].items() if not k.startswith("_")}
+
+    def _model_get(self, r: Request, mid: str) -> Outcome:
+        if mid not in self.models:
+            raise ApiError(404, "status_exception", "Failed to find model")
+        self._advance(mid)
+        return Outcome(200, self._model_view(mid))
+
+    def _model_update(self, r: Request, mid: str) -> Outcome:
+        if mid not in self.models:
+            raise ApiError(404, "status_exception", "Failed to find model")
+        body = dict(r.body or {})
+        if "model_config" in body:
+            self._validate_model_config(body["model_config"])
+        self.models[mid].update(body)
+        return Outcome(200, self._write_response(ML_MODEL_INDEX, mid, "updated"))
+
+    def _model_deploy(self, r: Request, mid: str) -> Outcome:
+        if mid not in self.models:
+            raise ApiError(404, "status_exception", "Failed to find model")
+        model = self.models[mid]
+        if model["connector_id"] not in self.connectors:
+            raise ApiError(400, "status_exception", "Failed to find connector")
+        tid = _new_id()
+        self.tasks[tid] = {"model_id": mid, "task_type": "DEPLOY_MODEL", "state": "RUNNING",
+                           "function_name": "REMOTE", "is_async": True,
+                           "worker_node": [NODE_ID]}  # fmt: skip
+        if model["model_state"] != "DEPLOYED":
+            model["model_state"] = "DEPLOYING"
+            model["_deploy_task"] = tid
+            self._deploy_progress[mid] = 0
+            error = self.faults.take_deploy_failure()
+            if error:
+                model["_deploy_error"] = error
+        else:
+            self.tasks[tid]["state"] = "COMPLETED"
+        return Outcome(200, {"task_id": tid, "task_type": "DEPLOY_MODEL", "status": "CREATED"})
+
+    def _model_undeploy(self, r: Request, mid: str) -> Outcome:
+        if mid not in self.models:
+            raise ApiError(404, "status_exception", "Failed to find model")
+        before = self.models[mid]["model_state"]
+        self.models[mid]["model_state"] = "UNDEPLOYED"
+        self.models[mid].pop("_deploy_error", None)
+        status = "undeployed" if before in ("DEPLOYED", "DEPLOYING") else "not_found"
+        return Outcome(200, {NODE_ID: {"stats": {mid: status}}})
+
+    def _model_delete(self, r: Request, mid: str) -> Outcome:
+        if mid not in self.models:
+            raise ApiError(404, "status_exception", "Failed to find model")
+        if self.models[mid]["model_state"] in ("DEPLOYED", "DEPLOYING", "PARTIALLY_DEPLOYED"):
+            raise ApiError(
+                400,
+                "status_exception",
+                "Model cannot be deleted in deploying or deployed state. Try undeploy model "
+                "first then delete",
+            )
+        del self.models[mid]
+        return Outcome(200, self._write_response(ML_MODEL_INDEX, mid, "deleted"))
+
+    def _task_get(self, r: Request, tid: str) -> Outcome:
+        if tid not in self.tasks:
+            raise ApiError(404, "status_exception", "Failed to find task")
+        task = self.tasks[tid]
+        if task.get("model_id") in self.models:
+            self._advance(task["model_id"])
+        return Outcome(200, {"task_id": tid, **task})
+
+    def embed(self, mid: str, texts: list[str], content_type: str) -> list[list[float]]:
+        """What a deployed remote model returns for ``texts`` (the connector's predict)."""
+        model = self.models.get(mid)
+        if model is None:
+            raise ApiError(404, "status_exception", "Failed to find model")
+        if model["model_state"] != "DEPLOYED":
+            raise ApiError(400, "illegal_argument_exception", f"Model not ready yet: {mid}")
+        if content_type.lower() not in ("query", "passage"):
+            raise ApiError(
+                400, "illegal_argument_exception", f"invalid content_type {content_type}"
+            )
+        return self.embedder(texts, content_type.lower(), model)
+
+    def _model_predict(self, r: Request, mid: str) -> Outcome:
+        params = (r.body or {}).get("parameters") or {}
+        texts = params.get("texts")
+        if not isinstance(texts, list) or not all(isinstance(t, str) for t in texts):
+            raise ApiError(400, "illegal_argument_exception", "parameters.texts must be a list")
+        vectors = self.embed(mid, texts, str(params.get("content_type", "")))
+        output = {"name": "response", "dataAsMap": {"response": vectors}}
+        return Outcome(200, {"inference_results": [{"output": [output], "status_code": 200}]})
+
+    # -- security plugin
+
+    def _mapping_get(self, r: Request, role: str) -> Outcome:
+        if role not in self.role_mappings:
+            raise _sec_error(404, f"'{role}' not found.")
+        mapping = self.role_mappings[role]
+        full = {"hosts": [], "users": [], "reserved": False, "hidden": False,
+                "backend_roles": [], "and_backend_roles": [], **mapping}  # fmt: skip
+        return Outcome(200, {role: json.loads(json.dumps(full))})
+
+    def _check_mapping(self, role: str, mapping: Any) -> dict[str, Any]:
+        if role not in self.roles:
+            raise _sec_error(404, f"role '{role}' not found.")
+        if not isinstance(mapping, dict):
+            raise _sec_error(400, "Wrong request body")
+        for key, value in mapping.items():
+            if key not in ("backend_roles", "users", "hosts", "and_backend_roles", "description"):
+                raise _sec_error(400, f"Invalid configuration: unknown key {key}")
+            if key != "description" and (
+                not isinstance(value, list) or not all(isinstance(v, str) for v in value)
+            ):
+                raise _sec_error(400, f"{key} must be an array of strings")
+        return mapping
+
+    def _mapping_put(self, r: Request, role: str) -> Outcome:
+        mapping = self._check_mapping(role, r.body)
+        existed = role in self.role_mappings
+        self.role_mappings[role] = json.loads(json.dumps(mapping))
+        if existed:
+            return Outcome(200, {"status": "OK", "message": f"'{role}' updated."})
+        return Outcome(201, {"status": "CREATED", "message": f"'{role}' created."})
+
+    def _mapping_patch(self, r: Request, role: str) -> Outcome:
+        if role not in self.role_mappings:
+            raise _sec_error(404, f"'{role}' not found.")
+        ops = r.body
+        if not isinstance(ops, list) or not ops:
+            raise _sec_error(400, "Wrong request body")
+        document = json.loads(json.dumps(self.role_mappings[role]))
+        for op in ops:
+            if op.get("op") not in ("add", "replace", "remove"):
+                raise _sec_error(
+                    400,
+                    f"Unsupported patch operation: {op.get('op')}. "
+                    "Supported are: add,replace,remove",
+                )
+            document = _json_patch(document, op)
+        self.role_mappings[role] = self._check_mapping(role, document)
+        return Outcome(200, {"status": "OK", "message": f"'{role}' updated."})
+
+    def _mapping_delete(self, r: Request, role: str) -> Outcome:
+        if role not in self.role_mappings:
+            raise _sec_error(404, f"'{role}' not found.")
+        del self.role_mappings[role]
+        return Outcome(200, {"status": "OK", "message": f"'{role}' deleted."})
+
+    def _role_get(self, r: Request, role: str) -> Outcome:
+        if role not in self.roles:
+            raise _sec_error(404, f"'{role}' not found.")
+        return Outcome(200, {role: self.roles[role]})
+
+    def _role_put(self, r: Request, role: str) -> Outcome:
+        if self.roles.get(role, {}).get("reserved"):
+            raise _sec_error(403, f"Resource '{role}' is reserved.")
+        body = r.body
+        if not isinstance(body, dict):
+            raise _sec_error(400, "Wrong request body")
+        existed = role in self.roles
+        self.roles[role] = json.loads(json.dumps(body))
+        if existed:
+            return Outcome(200, {"status": "OK", "message": f"'{role}' updated."})
+        return Outcome(201, {"status": "CREATED", "message": f"'{role}' created."})
+
+    def _role_delete(self, r: Request, role: str) -> Outcome:
+        if role not in self.roles:
+            raise _sec_error(404, f"'{role}' not found.")
+        if self.roles[role].get("reserved"):
+            raise _sec_error(403, f"Resource '{role}' is reserved.")
+        del self.roles[role]
+        return Outcome(200, {"status": "OK", "message": f"'{role}' deleted."})
+
+    # -- indices
+
+    def _index(self, name: str) -> IndexState:
+        if name not in self.indices:
+            raise ApiError(404, "index_not_found_exception", f"no such index [{name}]")
+        return self.indices[name]
+
+    def _semantic_info(self, field_name: str, spec: dict[str, Any], knn: bool) -> dict[str, Any]:
+        """What neural-search derives from the model for ``<field>_semantic_info``."""
+        model_id = spec.get("model_id")
+        if not model_id:
+            raise ApiError(
+                400, "mapper_parsing_exception", f"model_id is required for [{field_name}]"
+            )
+        dims: set[tuple[Any, Any]] = set()
+        for key in ("model_id", "search_model_id"):
+            mid = spec.get(key)
+            if mid is None:
+                continue
+            model = self.models.get(mid)
+            if model is None:
+                raise ApiError(400, "illegal_argument_exception", f"Failed to find model {mid}")
+            config = model.get("model_config")
+            if config is None:
+                raise ApiError(
+                    400,
+                    "illegal_argument_exception",
+                    f"Model config is null for the remote model {mid}.",
+                )
+            extra = config.get("additional_config") or {}
+            dims.add((config.get("embedding_dimension"), extra.get("space_type")))
+        if len(dims) != 1:
+            raise ApiError(
+                400, "illegal_argument_exception", "model_id and search_model_id embed differently"
+            )
+        ((dimension, space_type),) = dims
+        if not knn:
+            raise ApiError(
+                400,
+                "illegal_argument_exception",
+                f"index.knn must be true for the dense semantic field [{field_name}]",
+            )
+        return {
+            "properties": {
+                "embedding": {
+                    "type": "knn_vector",
+                    "dimension": dimension,
+                    "method": {"name": "hnsw", "engine": "faiss", "space_type": space_type},
+                },
+                "model": {"properties": {"id": {"type": "keyword", "index": False}}},
+            }
+        }
+
+    @staticmethod
+    def _flat_settings(settings: dict[str, Any]) -> dict[str, Any]:
+        flat: dict[str, Any] = {}
+
+        def walk(prefix: str, node: Any) -> None:
+            if isinstance(node, dict):
+                for k, v in node.items():
+                    walk(f"{prefix}.{k}" if prefix else k, v)
+            else:
+                flat[prefix if prefix.startswith("index.") else f"index.{prefix}"] = node
+
+        walk("", settings)
+        return flat
+
+    def _index_create(self, r: Request, index: str) -> Outcome:
+        if not re.fullmatch(r"[a-z0-9][a-z0-9_\-.]*", index) or index.startswith((".", "_")):
+            raise ApiError(400, "invalid_index_name_exception", f"Invalid index name [{index}]")
+        if index in self.indices:
+            raise ApiError(
+                400, "resource_already_exists_exception", f"index [{index}/abc] already exists"
+            )
+        body = r.body or {}
+        flat = self._flat_settings(body.get("settings") or {})
+        knn = flat.get("index.knn")
+        if knn is not None and not isinstance(knn, bool) and str(knn) not in ("true", "false"):
+            raise ApiError(
+                400,
+                "illegal_argument_exception",
+                f"Failed to parse value [{knn}] for setting [index.knn]",
+            )
+        flat = {k: str(v).lower() if isinstance(v, bool) else str(v) for k, v in flat.items()}
+        flat.setdefault("index.number_of_shards", "1")
+        flat.setdefault("index.number_of_replicas", "1")
+        properties = dict((body.get("mappings") or {}).get("properties") or {})
+        for name, spec in list(properties.items()):
+            if spec.get("type") == "semantic":
+                info = spec.get("semantic_info_field_name") or f"{name}_semantic_info"
+                properties[info] = self._semantic_info(name, spec, flat.get("index.knn") == "true")
+        self.indices[index] = IndexState(flat, {"properties": properties})
+        return Outcome(200, {"acknowledged": True, "shards_acknowledged": True, "index": index})
+
+    def _index_get(self, r: Request, index: str) -> Outcome:
+        state = self._index(index)
+        nested: dict[str, Any] = {}
+        for key, value in state.settings.items():
+            node = nested
+            parts = key.split(".")
+            for part in parts[:-1]:
+                node = node.setdefault(part, {})
+            node[parts[-1]] = value
+        return Outcome(
+            200,
+            {
+                index: {
+                    "aliases": {},
+                    "mappings": json.loads(json.dumps(state.mappings)),
+                    "settings": nested,
+                }
+            },
+        )
+
+    def _index_delete(self, r: Request, index: str) -> Outcome:
+        self._index(index)
+        del self.indices[index]
+        return Outcome(200, {"acknowledged": True})
+
+    def _index_put_mapping(self, r: Request, index: str) -> Outcome:
+        state = self._index(index)
+        new_props = ((r.body or {}).get("properties")) or {}
+        current = state.mappings["properties"]
+        knn = state.settings.get("index.knn") == "true"
+        for name, spec in new_props.items():
+            old = current.get(name)
+            if old is None:
+                current[name] = spec
+                if spec.get("type") == "semantic":
+                    current[f"{name}_semantic_info"] = self._semantic_info(name, spec, knn)
+                continue
+            if old.get("type") != spec.get("type"):
+                raise ApiError(
+                    400,
+                    "illegal_argument_exception",
+                    f"mapper [{name}] cannot be changed from type [{old.get('type')}] "
+                    f"to [{spec.get('type')}]",
+                )
+            if spec.get("type") != "semantic":
+                current[name] = spec
+                continue
+            # neural-search SemanticFieldMapper: only these parameters are updateable.
+            for param, default in (("raw_field_type", "text"), ("chunking", None),
+                                   ("semantic_info_field_name", None)):  # fmt: skip
+                if old.get(param, default) != spec.get(param, default):
+                    raise ApiError(
+                        400,
+                        "illegal_argument_exception",
+                        f"Mapper for [{name}] conflicts with existing mapper:\n\tCannot update "
+                        f"parameter [{param}] from [{old.get(param, default)}] to "
+                        f"[{spec.get(param, default)}]",
+                    )
+            info_name = old.get("semantic_info_field_name") or f"{name}_semantic_info"
+            info = self._semantic_info(name, spec, knn)
+            old_vec = current[info_name]["properties"]["embedding"]
+            new_vec = info["properties"]["embedding"]
+            for param in ("dimension",):
+                if old_vec[param] != new_vec[param]:
+                    raise ApiError(
+                        400,
+                        "illegal_argument_exception",
+                        f"Mapper for [{info_name}.embedding] conflicts with existing mapper:\n\t"
+                        f"Cannot update parameter [{param}] from [{old_vec[param]}] "
+                        f"to [{new_vec[param]}]",
+                    )
+            if old_vec["method"]["space_type"] != new_vec["method"]["space_type"]:
+                raise ApiError(
+                    400,
+                    "illegal_argument_exception",
+                    f"Mapper for [{info_name}.embedding] conflicts with existing mapper:\n\t"
+                    "Cannot update parameter [method]",
+                )
+            current[name] = spec
+        return Outcome(200, {"acknowledged": True})
+
+    def _index_put_settings(self, r: Request, index: str) -> Outcome:
+        state = self._index(index)
+        flat = self._flat_settings(r.body or {})
+        static = [k for k in flat if k in ("index.knn", "index.number_of_shards")]
+        if static:
+            raise ApiError(
+                400,
+                "illegal_argument_exception",
+                f"Can't update non dynamic settings [{static}] for open indices [[{index}]]",
+            )
+        for key, value in flat.items():
+            state.settings[key] = str(value).lower() if isinstance(value, bool) else str(value)
+        return Outcome(200, {"acknowledged": True})
+
+    def _index_refresh(self, r: Request, index: str) -> Outcome:
+        self._index(index)
+        return Outcome(200, {"_shards": {"total": 1, "successful": 1, "failed": 0}})
+
+    def _semantic_fields(self, state: IndexState) -> dict[str, dict[str, Any]]:
+        return {
+            n: s for n, s in state.mappings["properties"].items() if s.get("type") == "semantic"
+        }
+
+    def _doc_put(self, r: Request, index: str, doc: str) -> Outcome:
+        state = self._index(index)
+        source = dict(r.body or {})
+        for name, spec in self._semantic_fields(state).items():
+            if isinstance(source.get(name), str):
+                (vector,) = self.embed(spec["model_id"], [source[name]], "passage")
+                info = spec.get("semantic_info_field_name") or f"{name}_semantic_info"
+                source[info] = {"embedding": vector, "model": {"id": spec["model_id"]}}
+        result = "updated" if doc in state.docs else "created"
+        state.docs[doc] = source
+        return Outcome(
+            201 if result == "created" else 200, self._write_response(index, doc, result)
+        )
+
+    def _doc_get(self, r: Request, index: str, doc: str) -> Outcome:
+        state = self._index(index)
+        if doc not in state.docs:
+            return Outcome(404, {"_index": index, "_id": doc, "found": False})
+        return Outcome(
+            200,
+            {"_index": index, "_id": doc, "_version": 1, "_seq_no": 0, "_primary_term": 1,
+             "found": True, "_source": state.docs[doc]},
+        )  # fmt: skip
+
+    def _search(self, r: Request, index: str) -> Outcome:
+        state = self._index(index)
+        body = r.body or {}
+        query = body.get("query", {"match_all": {}})
+        size = int(body.get("size", 10))
+        docs = list(state.docs.items())
+        if isinstance(query, dict) and "neural" in query:
+            ((name, spec),) = query["neural"].items()
+            semantic = self._semantic_fields(state).get(name)
+            if semantic is None:
+                raise ApiError(
+                    400, "illegal_argument_exception", f"[{name}] is not a semantic field"
+                )
+            mid = semantic.get("search_model_id") or semantic["model_id"]
+            (q,) = self.embed(mid, [str(spec["query_text"])], "query")
+            info = semantic.get("semantic_info_field_name") or f"{name}_semantic_info"
+            scored = []
+            for doc_id, source in docs:
+                vector = (source.get(info) or {}).get("embedding")
+                if vector:
+                    cosine = sum(a * b for a, b in zip(q, vector, strict=True))
+                    scored.append(((1 + cosine) / 2, doc_id, source))
+            scored.sort(key=lambda t: -t[0])
+            k = int(spec.get("k", size))
+            top = scored[: min(k, size)]
+            return Outcome(200, _hits(index, [(d, s) for _, d, s in top], [sc for sc, _, _ in top]))
+        found = [(d, s) for d, s in docs if matches(query, s)]
+        return Outcome(200, _hits(index, found[:size]))
+
+
+def _json_patch(document: Any, op: dict[str, Any]) -> Any:
+    """RFC 6902 add/replace/remove on JSON-pointer paths (what zjsonpatch does for the plugin)."""
+    parts = [
+        p.replace("~1", "/").replace("~0", "~") for p in str(op.get("path", "")).split("/")[1:]
+    ]
+    if not parts:
+        raise _sec_error(400, "Error in JSON patch: empty path")
+    parent = document
+    for part in parts[:-1]:
+        parent = parent[int(part)] if isinstance(parent, list) else parent.get(part)
+        if parent is None:
+            raise _sec_error(400, f"Error in JSON patch: no such path {op['path']}")
+    last = parts[-1]
+    kind = op["op"]
+    if isinstance(parent, list):
+        if kind == "add":
+            position = len(parent) if last == "-" else int(last)
+            parent.insert(position, op.get("value"))
+        elif not last.isdigit() or int(last) >= len(parent):
+            raise _sec_error(400, f"Error in JSON patch: no such path {op['path']}")
+        elif kind == "remove":
+            parent.pop(int(last))
+        else:
+            parent[int(last)] = op.get("value")
+    elif kind == "remove" or kind == "replace":
+        if last not in parent:
+            raise _sec_error(400, f"Error in JSON patch: no such path {op['path']}")
+        if kind == "remove":
+            del parent[last]
+        else:
+            parent[last] = op.get("value")
+    else:
+        parent[last] = op.get("value")
+    return document
+
+
+# ----------------------------------------------------------------------------- HTTP
+
+
+class _Handler(BaseHTTPRequestHandler):
+    owner: OpenSearchEmulator
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, format: str, *args: Any) -> None:  # silence stderr
+        return
+
+    def _serve(self) -> None:
+        emulator = self.owner
+        length = int(self.headers.get("Content-Length") or 0)
+        raw = self.rfile.read(length) if length else b""
+        headers = {k.lower(): v for k, v in self.headers.items()}
+        split = urlsplit(self.path)
+        path = split.path.rstrip("/") or "/"
+        query = dict(parse_qsl(split.query))
+        method = self.command
+        try:
+            body = json.loads(raw) if raw else None
+        except ValueError:
+            self._send(
+                400,
+                {"error": {"type": "parsing_exception", "reason": "invalid JSON"}, "status": 400},
+            )
+            return
+        principal = "anonymous"
+        validate = True
+        try:
+            principal = emulator.authenticate(method, self.path, headers, raw)
+            fault = emulator.faults.take(principal, method, path)
+            if fault is not None:
+                if fault.drop_connection:
+                    self.close_connection = True
+                    return
+                outcome = Outcome(fault.status, fault.body, validate=False)
+            else:
+                if emulator.validator is not None:
+                    emulator.validator.validate_request(method, path, query or None, body)
+                outcome = emulator.handle(Request(principal, method, path, query, body))
+        except ApiError as error:
+            outcome = Outcome(error.status, error.body(), validate=error.error_type not in (
+                "MissingAuthenticationToken", "InvalidSignatureException",
+                "UnrecognizedClientException", "AccessDenied"))  # fmt: skip
+        except AssertionError as violation:  # SpecViolation: the test must fail loudly
+            emulator.violations.append(violation)
+            self._send(
+                500, {"error": {"type": "spec_violation", "reason": str(violation)}, "status": 500}
+            )
+            return
+        if validate and outcome.validate and emulator.validator is not None:
+            try:
+                emulator.validator.validate_response(method, path, outcome.status, outcome.body)
+            except AssertionError as violation:
+                emulator.violations.append(violation)
+        with emulator.lock:
+            emulator.log.append((principal, method, path, outcome.status))
+        self._send(outcome.status, outcome.body, head=method == "HEAD")
+
+    def _send(self, status: int, body: Any, head: bool = False) -> None:
+        data = b"" if body is None else json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json; charset=UTF-8")
+        self.send_header("Content-Length", str(0 if head else len(data)))
+        self.end_headers()
+        if not head:
+            self.wfile.write(data)
+
+    do_GET = do_PUT = do_POST = do_DELETE = do_PATCH = do_HEAD = _serve
+
+
+def iter_calls(
+    emulator: OpenSearchEmulator, method: str, prefix: str
+) -> Iterator[tuple[str, str, str, int]]:
+    """The logged calls with ``method`` whose path starts with ``prefix``."""
+    for call in emulator.calls():
+        if call[1] == method and call[2].startswith(prefix):
+            yield call
