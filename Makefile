@@ -12,7 +12,7 @@ export CDK_DISABLE_CLI_TELEMETRY := true
 export JSII_SILENCE_WARNING_UNTESTED_NODE_VERSION := 1
 export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION := 1
 
-.PHONY: help setup setup-dev synth test lint deploy destroy diff clean
+.PHONY: help setup setup-dev synth test lint deploy destroy diff clean pipeline pipeline-synth
 
 help:
 	@echo "make synth  [ENV=dev]   synthesize every stack of ENV into cdk.out (offline)"
@@ -20,6 +20,7 @@ help:
 	@echo "make lint               ruff"
 	@echo "make deploy ENV=name    deploy ENV (needs AWS credentials and cdk bootstrap)"
 	@echo "make destroy ENV=name   destroy ENV (see README: what each environment keeps)"
+	@echo "make pipeline           deploy the CDK Pipelines pipeline (docs/pipeline.md)"
 
 $(VENV)/.app-installed: requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -56,6 +57,17 @@ deploy: setup
 
 destroy: setup
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(CDK) destroy $(CDK_FLAGS) --all --force
+
+# The pipeline (docs/pipeline.md). Only top-level stacks are deployed: the
+# pipeline stack and its cross-region support stacks; the pipeline deploys the
+# environments itself. pipeline-synth is what the pipeline's own build runs.
+PIPELINE_FLAGS := --no-notices -c pipeline=true
+
+pipeline-synth: setup
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(CDK) synth $(PIPELINE_FLAGS) --quiet
+
+pipeline: setup
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(CDK) deploy $(PIPELINE_FLAGS) --all --require-approval broadening
 
 clean:
 	rm -rf cdk.out build .pytest_cache
