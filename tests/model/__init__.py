@@ -1,0 +1,1 @@
+"""Tests of the SageMaker inference code (model/) and the local model server."""
