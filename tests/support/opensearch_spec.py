@@ -64,6 +64,7 @@ from referencing import Registry
 from referencing.jsonschema import DRAFT202012
 
 __all__ = [
+    "SHARED_SPEC",
     "SPEC_ENV_VAR",
     "SUPPLEMENTS",
     "VENDORED_SPEC",
@@ -661,7 +662,11 @@ class OpenSearchSpec:
         strict_responses: bool = False,
         load_seconds: float = 0.0,
     ) -> None:
-        """Prefer :meth:`load`, which caches; this is for tests that need a custom document."""
+        """Prefer :meth:`load`, which caches; this is for tests that need a custom document.
+
+        ``document`` is changed in place: supplements are merged into it and
+        the positions checked strictly get an ``x-closed`` marker.
+        """
         started = time.perf_counter()
         self._prepared = _Prepared(document, supplements)
         self.document = document
@@ -671,7 +676,9 @@ class OpenSearchSpec:
         self.strict_requests = strict_requests
         self.strict_responses = strict_responses
         self.validated_operations: Counter[str] = Counter()
-        """How often each operation group was checked: a test can assert coverage."""
+        """How often each operation group was checked.  Process-wide (the loaded
+        instance is shared), so a test that asserts coverage compares counts
+        before and after."""
         # Templates indexed by (segment count, first segment or None for a
         # parameter): a lookup scans a handful of templates, not all 526.
         self._templates: dict[tuple[int, str | None], list[_Template]] = {}
