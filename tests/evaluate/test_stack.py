@@ -1,0 +1,198 @@
+"""The ``stack`` target against the OpenSearch emulator (real HTTP, SigV4, spec-checked bodies).
+
+The emulator's embedder is our real inference handler with the bundled model,
+so the ``stack`` run must rank exactly as the ``local`` run does for the two
+dense systems: that is the end-to-end check that the tool sends the right
+content types through the right APIs (neural query -> ``query``, ingest ->
+``passage``, symmetric ``_predict`` -> ``passage``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from tests.evaluate.search_emulator import SearchEmulator
+from tests.support.opensearch_emulator import Principal
+from tools.evaluate.local import embed_texts, run_local
+from tools.evaluate.metrics import evaluate, ranked
+from tools.evaluate.stack import SignedClient, StackError, StackTarget
+
+REGION = "eu-west-1"
+MASTER = Principal("arn:aws:iam::111122223333:role/eval-admin", "AKIAEVALADMIN", "secret-admin")
+CONNECTOR_ROLE = "arn:aws:iam::111122223333:role/connector"
+DEPTH = 11
+
+
+@pytest.fixture(scope="module")
+def emulator(embedding_model) -> Iterator[SearchEmulator]:
+    """One emulated domain for the module, embedding with our real handler."""
+
+    def embedder(texts: list[str], content_type: str, model: dict[str, Any]) -> list[list[float]]:
+        return embed_texts(embedding_model, texts, content_type).tolist()
+
+    emu = SearchEmulator(
+        master=MASTER,
+        principals=[],
+        region=REGION,
+        pass_role={MASTER.arn: {CONNECTOR_ROLE}},
+        deploy_polls=1,
+        embedder=embedder,
+    )
+    with emu:
+        yield emu
+
+
+def make_client(emu: SearchEmulator, **kwargs: Any) -> SignedClient:
+    return SignedClient(
+        emu.endpoint, REGION, lambda: MASTER.credentials, sleep=lambda _s: None, **kwargs
+    )
+
+
+@pytest.fixture(scope="module")
+def model_id(emulator: SearchEmulator) -> str:
+    """An asymmetric remote model registered and deployed like the ml_setup Lambda does it."""
+    client = make_client(emulator)
+    connector = client.ok(
+        "POST",
+        "/_plugins/_ml/connectors/_create",
+        body={
+            "name": "e5",
+            "description": "test",
+            "version": 1,
+            "protocol": "aws_sigv4",
+            "parameters": {"region": REGION, "service_name": "sagemaker"},
+            "credential": {"roleArn": CONNECTOR_ROLE},
+            "actions": [
+                {
+                    "action_type": "predict",
+                    "method": "POST",
+                    "url": f"https://runtime.sagemaker.{REGION}.amazonaws.com/endpoints/e5/invocations",
+                    "headers": {"content-type": "application/json"},
+                    "request_body": '{ "texts": ${parameters.texts}, '
+                    '"content_type": "${parameters.content_type}" }',
+                }
+            ],
+        },
+    )["connector_id"]
+    mid = client.ok(
+        "POST",
+        "/_plugins/_ml/models/_register",
+        body={
+            "name": "e5-asymmetric",
+            "function_name": "remote",
+            "connector_id": connector,
+            "model_config": {
+                "model_type": "TEXT_EMBEDDING",
+                "embedding_dimension": 384,
+                "framework_type": "SENTENCE_TRANSFORMERS",
+                "additional_config": {
+                    "space_type": "cosinesimil",
+                    "is_asymmetric": True,
+                    "model_family": "e5",
+                    "query_prefix": "query: ",
+                    "passage_prefix": "passage: ",
+                },
+            },
+        },
+    )["model_id"]
+    client.ok("POST", f"/_plugins/_ml/models/{mid}/_deploy")
+    for _ in range(5):
+        if client.ok("GET", f"/_plugins/_ml/models/{mid}")["model_state"] == "DEPLOYED":
+            return mid
+    raise AssertionError("model did not deploy in the emulator")
+
+
+def leftovers(emu: SearchEmulator) -> list[str]:
+    return [i for i in emu.indices if i.startswith("eval-")] + list(emu.pipelines)
+
+
+def test_stack_dense_runs_rank_exactly_like_local_and_everything_is_deleted(
+    emulator, model_id, dataset, embedding_model, capsys
+):
+    target = StackTarget(make_client(emulator), model_id=model_id, bulk_docs=7, progress=False)
+    stack_runs = target.run(dataset, depth=DEPTH)
+    local_runs = run_local(
+        dataset, embedding_model, depth=DEPTH, systems=("symmetric", "asymmetric")
+    )
+    for system in ("symmetric", "asymmetric"):
+        for qid in dataset.qrels:
+            assert ranked(stack_runs[system][qid]) == ranked(local_runs[system][qid]), (system, qid)
+    # The symmetric and asymmetric rankings must differ somewhere, or the test
+    # above could not tell the content types apart.
+    assert any(
+        ranked(stack_runs["symmetric"][q]) != ranked(stack_runs["asymmetric"][q])
+        for q in dataset.qrels
+    )
+    for system in ("bm25", "hybrid"):
+        scores = evaluate(dataset.qrels, stack_runs[system], [10])
+        assert 0.5 < scores["NDCG@10"] <= 1.0, (system, scores)
+    assert target.last_index is not None
+    assert leftovers(emulator) == []
+    assert emulator.violations == []
+    assert "ingested 30 documents" in capsys.readouterr().out
+    calls = emulator.calls()
+    assert sum(1 for c in calls if c[2].endswith("/_bulk")) == 5  # ceil(30 / 7)
+    assert any(c[2] == f"/{target.last_index}" and c[1] == "DELETE" for c in calls)
+
+
+def test_ingest_survives_throttled_requests_and_items_and_checks_the_count(
+    emulator, model_id, dataset
+):
+    client = make_client(emulator)
+    emulator.faults.throttle(2, path_prefix="/eval-")  # whole requests answered 429
+    emulator.reject_items = 9  # items answered 429 inside a 200 bulk response
+    target = StackTarget(client, model_id=model_id, bulk_docs=10, progress=False)
+    runs = target.run(dataset, depth=DEPTH, systems=("bm25",))
+    assert emulator.faults.pending() == 0 and emulator.reject_items == 0
+    assert client.retries_done >= 2
+    assert set(runs) == {"bm25"}
+    assert leftovers(emulator) == []
+
+
+def test_a_refused_document_stops_the_run_and_the_index_is_still_deleted(
+    emulator, model_id, dataset
+):
+    emulator.refuse_docs = {"d17"}
+    try:
+        target = StackTarget(make_client(emulator), model_id=model_id, progress=False)
+        with pytest.raises(StackError, match=r"document 'd17' was refused \(HTTP 400\)"):
+            target.run(dataset, depth=DEPTH)
+    finally:
+        emulator.refuse_docs = set()
+    assert leftovers(emulator) == []
+
+
+def test_a_failing_search_still_deletes_index_and_pipeline(emulator, model_id, dataset):
+    target = StackTarget(make_client(emulator, max_retries=1), model_id=model_id, progress=False)
+    # 503 on every search after ingest: retried once, then the run fails.
+    emulator.faults.unavailable(100, path_prefix="/eval-")
+    original = emulator.faults.take
+
+    def only_searches(arn: str, method: str, path: str):
+        return original(arn, method, path) if path.endswith("/_search") else None
+
+    emulator.faults.take = only_searches  # type: ignore[method-assign]
+    try:
+        with pytest.raises(StackError, match=r"_search: HTTP 503"):
+            target.run(dataset, depth=DEPTH, systems=("hybrid", "bm25"))
+    finally:
+        emulator.faults.take = original  # type: ignore[method-assign]
+        emulator.faults._rules.clear()
+    assert leftovers(emulator) == []
+
+
+def test_unknown_model_fails_at_index_creation_with_the_servers_reason(emulator, dataset):
+    target = StackTarget(make_client(emulator), model_id="no-such-model", progress=False)
+    with pytest.raises(StackError, match=r"PUT /eval-minibeir-\w+: HTTP 400: .*no-such-model"):
+        target.run(dataset, depth=DEPTH)
+    assert leftovers(emulator) == []
+
+
+def test_requests_are_sigv4_signed_for_the_es_service(emulator):
+    wrong_region = SignedClient(emulator.endpoint, "us-west-2", lambda: MASTER.credentials)
+    response = wrong_region.request("GET", "/_cluster/health")
+    assert response.status == 403
+    assert make_client(emulator).request("GET", "/_cluster/health").status == 200
