@@ -1,0 +1,94 @@
+"""An emulated domain set up the way the ML setup stack leaves a real one."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import pytest
+from botocore.credentials import ReadOnlyCredentials
+
+from tests.support.opensearch_emulator import Principal
+from tests.tools.emulated_domain import SmokeTestDomain
+from tools.signed_http import SignedHttpClient
+
+ACCOUNT = "111122223333"
+REGION = "us-east-1"
+MASTER = Principal(
+    f"arn:aws:iam::{ACCOUNT}:role/e5search-dev-search-MasterRole1234",
+    "ASIAMASTERROLE000001",
+    "master-secret",
+    "master-session-token",
+)
+SMOKE_ONLY = Principal(f"arn:aws:iam::{ACCOUNT}:role/not-mapped", "AKIANOTMAPPED0000001", "x")
+CONNECTOR_ROLE = f"arn:aws:iam::{ACCOUNT}:role/e5search-dev-search-ConnectorRole1234"
+INDEX = "documents"
+FIELD = "passage_text"
+DISTRACTORS = {
+    "faq-1": "Our support desk is open on weekdays from nine to five.",
+    "faq-2": "Invoices are sent by email at the start of each month.",
+    "faq-3": "The river ferry crosses to the island every forty minutes in summer.",
+}
+
+
+@dataclass
+class Deployed:
+    domain: SmokeTestDomain
+    model_id: str
+    master: SignedHttpClient
+
+
+def client_for(domain: SmokeTestDomain, who: Principal) -> SignedHttpClient:
+    creds = ReadOnlyCredentials(who.access_key, who.secret_key, who.session_token)
+    return SignedHttpClient(domain.endpoint, REGION, lambda: creds, timeout=10)
+
+
+def _ok(reply, what: str):  # type: ignore[no-untyped-def]
+    assert reply.ok, f"{what}: {reply.status} {reply.body}"
+    return reply.body
+
+
+@pytest.fixture
+def deployed() -> Iterator[Deployed]:
+    """Connector, asymmetric model (DEPLOYED) and semantic index, with a few other documents."""
+    domain = SmokeTestDomain(
+        master=MASTER, principals=[SMOKE_ONLY], region=REGION,
+        pass_role={MASTER.arn: {CONNECTOR_ROLE}},
+    )  # fmt: skip
+    with domain:
+        master = client_for(domain, MASTER)
+        connector = _ok(master.request("POST", "/_plugins/_ml/connectors/_create", {
+            "name": "e5", "description": "SageMaker E5", "version": 1, "protocol": "aws_sigv4",
+            "parameters": {"region": REGION, "service_name": "sagemaker"},
+            "credential": {"roleArn": CONNECTOR_ROLE},
+            "actions": [{
+                "action_type": "predict", "method": "POST",
+                "url": "https://runtime.sagemaker.us-east-1.amazonaws.com/endpoints/e5/invocations",
+                "headers": {"content-type": "application/json"},
+                "request_body": '{ "texts": ${parameters.texts}, '
+                                '"content_type": "${parameters.content_type}" }',
+            }],
+        }), "connector")["connector_id"]  # fmt: skip
+        model_id = _ok(master.request("POST", "/_plugins/_ml/models/_register", {
+            "name": "e5", "function_name": "remote", "connector_id": connector,
+            "model_config": {
+                "model_type": "TEXT_EMBEDDING", "embedding_dimension": 384,
+                "framework_type": "SENTENCE_TRANSFORMERS",
+                "additional_config": {
+                    "space_type": "cosinesimil", "is_asymmetric": True, "model_family": "e5",
+                    "query_prefix": "query: ", "passage_prefix": "passage: ",
+                },
+            },
+        }), "register")["model_id"]  # fmt: skip
+        _ok(master.request("POST", f"/_plugins/_ml/models/{model_id}/_deploy"), "deploy")
+        for _ in range(domain.deploy_polls):
+            state = _ok(master.request("GET", f"/_plugins/_ml/models/{model_id}"), "get")
+        assert state["model_state"] == "DEPLOYED"
+        _ok(master.request("PUT", f"/{INDEX}", {
+            "settings": {"index": {"knn": True}},
+            "mappings": {"properties": {FIELD: {"type": "semantic", "model_id": model_id}}},
+        }), "index")  # fmt: skip
+        for doc_id, text in DISTRACTORS.items():
+            _ok(master.request("PUT", f"/{INDEX}/_doc/{doc_id}", {FIELD: text}), doc_id)
+        yield Deployed(domain, model_id, master)
+        assert not domain.violations, domain.violations
