@@ -139,6 +139,8 @@ class FaultRule:
     body: Any
     match: Callable[[str, str, str], bool]
     drop_connection: bool = False
+    after_processing: bool = False
+    """The request takes effect, then the answer is lost (a 5xx or a cut connection)."""
 
 
 class Faults:
@@ -169,11 +171,17 @@ class Faults:
         principal: str | None = None,
         path_prefix: str | None = None,
         drop_connection: bool = False,
+        after_processing: bool = False,
     ) -> None:
         with self._lock:
             self._rules.append(
                 FaultRule(
-                    count, status, body, self._matcher(principal, path_prefix), drop_connection
+                    count,
+                    status,
+                    body,
+                    self._matcher(principal, path_prefix),
+                    drop_connection,
+                    after_processing,
                 )
             )
 
@@ -1394,10 +1402,17 @@ class _Handler(BaseHTTPRequestHandler):
             return
         principal = "anonymous"
         validate = True
+        fault = None
         try:
             principal = emulator.authenticate(method, self.path, headers, raw)
             fault = emulator.faults.take(principal, method, path)
+            if fault is not None and fault.after_processing:
+                if emulator.validator is not None:
+                    emulator.validator.validate_request(method, path, query or None, body)
+                emulator.handle(Request(principal, method, path, query, body))
             if fault is not None:
+                with emulator.lock:
+                    emulator.log.append((principal, method, path, fault.status))
                 if fault.drop_connection:
                     self.close_connection = True
                     return
@@ -1421,8 +1436,9 @@ class _Handler(BaseHTTPRequestHandler):
                 emulator.validator.validate_response(method, path, outcome.status, outcome.body)
             except AssertionError as violation:
                 emulator.violations.append(violation)
-        with emulator.lock:
-            emulator.log.append((principal, method, path, outcome.status))
+        if fault is None:
+            with emulator.lock:
+                emulator.log.append((principal, method, path, outcome.status))
         self._send(outcome.status, outcome.body, head=method == "HEAD")
 
     def _send(self, status: int, body: Any, head: bool = False) -> None:
