@@ -1,0 +1,110 @@
+"""Finding an environment from its CloudFormation outputs (moto stands in for CloudFormation
+and STS; it enforces stack existence and returns outputs as the service does)."""
+
+from __future__ import annotations
+
+import json
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from tools import smoke
+
+REGION = "eu-west-1"
+MASTER_ARN = "arn:aws:iam::123456789012:role/e5search-dev-search-MasterRoleABC"
+
+
+def _deploy(name: str, outputs: dict[str, str]) -> None:
+    template = {
+        "Resources": {"Marker": {"Type": "AWS::SNS::Topic"}},
+        "Outputs": {key: {"Value": value} for key, value in outputs.items()},
+    }
+    boto3.client("cloudformation", region_name=REGION).create_stack(
+        StackName=name, TemplateBody=json.dumps(template)
+    )
+
+
+@pytest.fixture
+def aws(monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
+    for key in ("AWS_PROFILE", "AWS_DEFAULT_PROFILE"):
+        monkeypatch.delenv(key, raising=False)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
+    with mock_aws():
+        _deploy("e5search-dev-search", {
+            "DomainEndpoint": "search-e5search-dev-search-abc.eu-west-1.es.amazonaws.com",
+            "DomainName": "e5search-dev-search", "MasterRoleArn": MASTER_ARN,
+        })  # fmt: skip
+        ml = {"ModelId": "model-123", "IndexName": "documents", "SemanticField": "body",
+              "EmbeddingDimension": "384"}  # fmt: skip
+        _deploy("e5search-dev-ml", ml)
+        yield
+
+
+def test_outputs_of_both_stacks_make_the_target(aws) -> None:
+    args = smoke.parse_args(["--env", "dev", "--app", "e5search"])
+    target, _ = smoke.resolve(args, boto3.Session(region_name=REGION))
+    assert target == smoke.Target(
+        endpoint="search-e5search-dev-search-abc.eu-west-1.es.amazonaws.com",
+        model_id="model-123", index="documents", region=REGION, field="body", dimension=384,
+        master_role_arn=MASTER_ARN,
+    )  # fmt: skip
+
+
+def test_explicit_arguments_override_outputs(aws) -> None:
+    args = smoke.parse_args(["--env", "dev", "--app", "e5search", "--index", "other",
+                             "--field", "text", "--dimension", "768"])  # fmt: skip
+    target, _ = smoke.resolve(args, boto3.Session(region_name=REGION))
+    assert (target.index, target.field, target.dimension) == ("other", "text", 768)
+    assert target.model_id == "model-123"
+
+
+def test_as_master_signs_with_the_master_roles_temporary_credentials(aws) -> None:
+    args = smoke.parse_args(["--env", "dev", "--app", "e5search", "--as-master"])
+    caller = boto3.Session(region_name=REGION)
+    _, session = smoke.resolve(args, caller)
+    identity = session.client("sts", region_name=REGION).get_caller_identity()
+    assert identity["Arn"].startswith(
+        "arn:aws:sts::123456789012:assumed-role/e5search-dev-search-MasterRoleABC/e5search-smoke"
+    )
+    assert session.get_credentials().token  # temporary, never static keys
+
+
+def test_pipeline_stack_names_are_read_as_given(aws) -> None:
+    _deploy("dev-e5search-dev-search", {"DomainEndpoint": "h", "MasterRoleArn": MASTER_ARN})
+    _deploy("dev-e5search-dev-ml", {"ModelId": "m2", "IndexName": "i2"})
+    args = smoke.parse_args(["--env", "dev", "--stack", "dev-e5search-dev-search",
+                             "--stack", "dev-e5search-dev-ml"])  # fmt: skip
+    target, _ = smoke.resolve(args, boto3.Session(region_name=REGION))
+    assert (target.endpoint, target.model_id, target.index) == ("h", "m2", "i2")
+
+
+def test_missing_stack_is_named(aws, capsys) -> None:
+    code = smoke.main(["--env", "staging", "--app", "e5search", "--region", REGION],
+                      session_factory=lambda: boto3.Session(region_name=REGION))  # fmt: skip
+    out = capsys.readouterr().out.strip()
+    assert code == 2
+    assert out.startswith(
+        f"smoke test could not start: stack e5search-staging-search not readable in {REGION}:"
+    )
+    assert "does not exist" in out
+
+
+def test_missing_ml_outputs_are_named(aws, capsys) -> None:
+    code = smoke.main(["--stack", "e5search-dev-search", "--region", REGION, "--json"],
+                      session_factory=lambda: boto3.Session(region_name=REGION))  # fmt: skip
+    assert code == 2
+    assert json.loads(capsys.readouterr().out) == {
+        "ok": False,
+        "reason": "smoke test could not start: output ModelId, IndexName not found in stacks "
+        "e5search-dev-search (is the ML setup stack deployed?)",
+    }
+
+
+def test_arguments_are_required_without_env(capsys) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        smoke.parse_args(["--endpoint", "h"])
+    assert exit_.value.code == 2
+    assert "give --env (or --stack)" in capsys.readouterr().err
