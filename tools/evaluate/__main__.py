@@ -167,7 +167,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     meta["seconds"] = round(time.monotonic() - started, 1)
     paths = write_all(results, args.out, meta)
     print(markdown(results))
-    print(f"wrote {paths['markdown']}, {paths['json']}, {paths['chart']}")
+    print("wrote " + ", ".join(str(p) for p in paths.values()))
     return 0
 
 

@@ -158,11 +158,13 @@ def bar_chart(results: Sequence[DatasetResult], path: Path) -> Path:
 def write_all(
     results: Sequence[DatasetResult], out_dir: Path, meta: dict[str, Any]
 ) -> dict[str, Path]:
-    """Write results.md, results.json and results.png into ``out_dir``."""
+    """Write results.md, results.json and (when there are metrics) results.png into ``out_dir``."""
     out_dir.mkdir(parents=True, exist_ok=True)
     md = out_dir / "results.md"
     md.write_text(markdown(results), encoding="utf-8")
     js = out_dir / "results.json"
     js.write_text(json.dumps(to_json(results, meta), indent=2) + "\n", encoding="utf-8")
-    png = bar_chart(results, out_dir / "results.png")
-    return {"markdown": md, "json": js, "chart": png}
+    paths = {"markdown": md, "json": js}
+    if any(r.metrics for r in results):  # statistics alone have nothing to chart
+        paths["chart"] = bar_chart(results, out_dir / "results.png")
+    return paths

@@ -1,0 +1,151 @@
+"""The ``local`` target end to end on the fixture, offline, with the bundled model."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import numpy as np
+import pytest
+
+from tools.evaluate.__main__ import main
+from tools.evaluate.local import (
+    bm25_run,
+    embed_texts,
+    min_max_combine,
+    run_local,
+    without_prefixes,
+)
+from tools.evaluate.metrics import evaluate, ranked
+
+
+def test_content_type_reaches_the_model_as_a_prefix(embedding_model):
+    text = ["parks in New York City"]
+    query = embed_texts(embedding_model, text, "query")
+    passage = embed_texts(embedding_model, text, "passage")
+    bare = embed_texts(without_prefixes(embedding_model), text, "query")
+    assert query.shape == (1, 384)
+    assert np.linalg.norm(query[0]) == pytest.approx(1.0, abs=1e-5)
+    assert float(query[0] @ passage[0]) < 0.9999
+    assert float(query[0] @ bare[0]) < 0.9999
+    # the handler prefixes, so embedding the prefixed text bare must give the same vector
+    by_hand = embed_texts(without_prefixes(embedding_model), ["query: " + text[0]], "query")
+    assert float(query[0] @ by_hand[0]) == pytest.approx(1.0, abs=1e-5)
+
+
+def test_embedding_is_chunked_at_the_handlers_request_limit(embedding_model):
+    many = [f"text number {i}" for i in range(embedding_model.config.max_texts + 3)]
+    vectors = embed_texts(embedding_model, many, "passage")
+    assert vectors.shape == (len(many), 384)
+    alone = embed_texts(embedding_model, [many[-1]], "passage")
+    assert float(vectors[-1] @ alone[0]) == pytest.approx(1.0, abs=1e-5)
+
+
+def test_runs_hold_depth_hits_ranked_by_exact_cosine(dataset, embedding_model):
+    runs = run_local(dataset, embedding_model, depth=5, systems=("asymmetric",))
+    doc_ids = list(dataset.corpus)
+    passages = embed_texts(
+        embedding_model, [dataset.corpus[d].indexed_text for d in doc_ids], "passage"
+    )
+    query = embed_texts(embedding_model, [dataset.queries["q3"]], "query")[0]
+    expected = [doc_ids[i] for i in np.argsort(-(passages @ query))[:5]]
+    assert ranked(runs["asymmetric"]["q3"]) == expected
+
+
+def test_bm25_retrieves_exactly_the_documents_sharing_a_term(dataset):
+    run = bm25_run(dataset, depth=30)
+
+    def terms(text: str) -> set[str]:
+        return set(re.findall(r"\b\w\w+\b", text.lower()))  # bm25s' default token pattern
+
+    for qid, query in dataset.queries.items():
+        sharing = {d for d, p in dataset.corpus.items() if terms(p.indexed_text) & terms(query)}
+        assert set(run[qid]) == sharing, qid
+    assert ranked(run["q6"])[0] == "d21"  # "sort a list in python"
+
+
+def test_hybrid_is_min_max_then_weighted_mean():
+    bm25 = {"q": {"a": 10.0, "b": 5.0, "c": 0.0}}
+    dense = {"q": {"b": 0.9, "c": 0.8, "d": 0.7}}
+    combined = min_max_combine([bm25, dense], (0.3, 0.7), depth=10)["q"]
+    assert combined == pytest.approx({"a": 0.3, "b": 0.15 + 0.7, "c": 0.35, "d": 0.0})
+
+
+def test_unknown_system_is_refused(dataset, embedding_model):
+    with pytest.raises(ValueError, match="unknown system"):
+        run_local(dataset, embedding_model, depth=5, systems=("sparse",))
+
+
+def test_cli_local_prints_the_table_and_writes_the_files(fixture_dir, tmp_path, capsys):
+    # --k twice: the table holds both cut-offs
+    code = main(
+        [
+            "local",
+            "--dataset",
+            str(fixture_dir),
+            "--model-dir",
+            "bundled-minilm",
+            "--k",
+            "10",
+            "--k",
+            "3",
+            "--out",
+            str(tmp_path),
+        ]
+    )
+    out = capsys.readouterr().out
+    assert code == 0
+    assert "| minibeir | 4.88 | 5 | 29.00 | 28 | 30 | 8 |" in out
+    rows = re.findall(
+        r"^\| minibeir \| (NDCG|MAP|Recall)@(\d+) \| ([0-9.]+) \| ([0-9.]+) "
+        r"\| ([+-][0-9.]+%|n/a) \|$",
+        out,
+        flags=re.M,
+    )
+    assert {(m, k) for m, k, *_ in rows} == {
+        (m, k) for m in ("NDCG", "MAP", "Recall") for k in ("3", "10")
+    }
+    data = json.loads((tmp_path / "results.json").read_text())
+    metrics = data["datasets"][0]["metrics"]
+    assert set(metrics) == {"symmetric", "asymmetric", "bm25", "hybrid"}
+    # the printed numbers are the JSON numbers, rounded
+    for metric, k, sym, asym, _ in rows:
+        assert float(sym) == pytest.approx(metrics["symmetric"][f"{metric}@{k}"], abs=5e-4)
+        assert float(asym) == pytest.approx(metrics["asymmetric"][f"{metric}@{k}"], abs=5e-4)
+    # and they are the metrics of the runs, not something else
+    runs = run_local_from_cli_defaults(fixture_dir)
+    assert metrics["bm25"]["NDCG@10"] == pytest.approx(evaluate(*runs)["NDCG@10"])
+    assert (tmp_path / "results.png").stat().st_size > 1000
+
+
+def run_local_from_cli_defaults(fixture_dir):
+    from tools.evaluate.datasets import load_beir
+    from tools.evaluate.metrics import drop_identical_ids
+
+    ds = load_beir(fixture_dir)
+    return ds.qrels, drop_identical_ids(bm25_run(ds, depth=11))
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (
+            ["--dataset", "no-such-set"],
+            "error: 'no-such-set': not a directory and not a known BEIR",
+        ),
+        (["--dataset", "tests"], "error: tests/corpus.jsonl: file not found"),
+    ],
+)
+def test_cli_bad_input_is_one_line_and_exit_2(argv, message, capsys, tmp_path):
+    code = main(["stats", *argv, "--out", str(tmp_path), "--cache-dir", str(tmp_path / "c")])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err.startswith(message) and err.count("\n") == 1
+
+
+def test_cli_stats_only(fixture_dir, tmp_path, capsys):
+    assert main(["stats", "--dataset", str(fixture_dir), "--out", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "| minibeir | 4.88 | 5 | 29.00 | 28 | 30 | 8 |" in out
+    assert "Asymmetric vs symmetric" not in out
+    assert (tmp_path / "results.md").is_file() and not (tmp_path / "results.png").exists()
