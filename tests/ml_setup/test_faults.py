@@ -9,9 +9,9 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-
 from ml_setup import model as model_module
 from ml_setup import semantic_index
+
 from tests.ml_setup.cfn import CREATE_FAILED_MARKER, ORDER, FakeClock, Provider
 from tests.ml_setup.conftest import MASTER, SETUP, Stack
 from tests.ml_setup.test_lifecycle import assert_nothing_of_ours_left, created
