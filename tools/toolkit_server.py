@@ -25,6 +25,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import psutil
+
 from tools.model_package import build_model_dir
 
 ENTRY_SCRIPT = Path(__file__).resolve().with_name("toolkit_entry.py")
@@ -104,7 +106,7 @@ class ToolkitServer:
             time.sleep(0.5)
         raise TimeoutError(f"toolkit not ready after {timeout:.0f} s:\n{self.log_tail()}")
 
-    def stop(self, grace: float = 5.0) -> None:
+    def stop(self, grace: float = 3.0) -> None:
         """Stop the whole process group: SIGTERM, then SIGKILL after ``grace`` seconds.
 
         The group id is the toolkit process's own pid (it was started in a new
@@ -127,13 +129,22 @@ class ToolkitServer:
             self._log_file = None
 
     def _group_alive(self, pgid: int) -> bool:
-        """Whether any process of the group is left (reaping our own child first)."""
-        self.process.poll()
-        try:
-            os.killpg(pgid, 0)
-        except ProcessLookupError:
-            return False
-        return True
+        """Whether a live (non-zombie) process of the group is left.
+
+        Zombies are skipped: they are already dead, and the ones reparented to
+        init are reaped on init's schedule, not ours.
+        """
+        self.process.poll()  # reap our own child
+        for process in psutil.process_iter(["status"]):
+            try:
+                if (
+                    os.getpgid(process.pid) == pgid
+                    and process.info["status"] != psutil.STATUS_ZOMBIE
+                ):
+                    return True
+            except (ProcessLookupError, psutil.Error):
+                continue
+        return False
 
 
 def _status(url: str, body: bytes | None = None, timeout: float = 2.0) -> int:

@@ -1,0 +1,250 @@
+"""Our handler inside the real serving stack: sagemaker-huggingface-inference-toolkit + MMS.
+
+The server is started once per session from the endpoint's own model.tar.gz
+layout (``code/`` from ``model/``, plus the bundled small model's weights) on a
+free port of 127.0.0.1, and stopped with its whole process group at the end.
+A second, code-only layout with ``HF_MODEL_ID`` (what the deployed endpoint
+uses) is started once for the last test.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import torch
+
+from tests.model.helpers import LONG_TEXTS, SHORT_TEXTS, long_text, row_cosines, st_encode
+from tools.toolkit_server import ToolkitServer, start_toolkit_server
+
+pytestmark = pytest.mark.integration
+
+MAX_TEXTS = 16
+MAX_TEXT_CHARS = 5000
+
+
+@dataclass
+class Reply:
+    """One HTTP exchange."""
+
+    status: int
+    body: bytes
+    content_type: str | None
+
+    def json(self) -> object:
+        return json.loads(self.body)
+
+
+def call(
+    server: ToolkitServer,
+    payload: object | bytes,
+    *,
+    content_type: str | None = "application/json",
+    accept: str | None = None,
+) -> Reply:
+    """POST /invocations and return the reply whatever its status.
+
+    http.client sends only the headers given (urllib would invent a form
+    Content-Type), so a request without Content-Type can be tested too.
+    """
+    data = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
+    headers = {}
+    if content_type is not None:
+        headers["Content-Type"] = content_type
+    if accept is not None:
+        headers["Accept"] = accept
+    connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=60)
+    try:
+        connection.request("POST", "/invocations", body=data, headers=headers)
+        response = connection.getresponse()
+        return Reply(response.status, response.read(), response.getheader("Content-Type"))
+    finally:
+        connection.close()
+
+
+def vectors(reply: Reply) -> torch.Tensor:
+    """The reply's vectors, after checking it is a 200 with a bare array of arrays."""
+    assert reply.status == 200, reply.body[:500]
+    decoded = reply.json()
+    assert isinstance(decoded, list)
+    assert all(isinstance(row, list) and len(row) == 384 for row in decoded)
+    return torch.tensor(decoded)
+
+
+def _start(tmp_path_factory: pytest.TempPathFactory, model_path: Path, **kwargs) -> ToolkitServer:
+    return start_toolkit_server(
+        tmp_path_factory.mktemp("toolkit"),
+        model_path,
+        env={
+            "EMBEDDING_MAX_TEXTS": str(MAX_TEXTS),
+            "EMBEDDING_MAX_TEXT_CHARS": str(MAX_TEXT_CHARS),
+            "EMBEDDING_THREADS": "2",
+        },
+        workers=1,
+        ready_timeout=240,
+        **kwargs,
+    )
+
+
+@pytest.fixture(scope="session")
+def server(tmp_path_factory: pytest.TempPathFactory, model_path: Path) -> Iterator[ToolkitServer]:
+    """The toolkit serving weights + code/ from one model directory."""
+    running = _start(tmp_path_factory, model_path)
+    try:
+        yield running
+    finally:
+        running.stop()
+
+
+def test_ping_is_healthy(server: ToolkitServer) -> None:
+    with urllib.request.urlopen(f"{server.url}/ping", timeout=10) as response:  # noqa: S310
+        assert response.status == 200
+        assert json.loads(response.read()) == {"status": "Healthy"}
+
+
+@pytest.mark.parametrize("content_type", ["query", "passage"])
+def test_vectors_match_sentence_transformers(
+    server: ToolkitServer, reference: object, content_type: str
+) -> None:
+    texts = SHORT_TEXTS + LONG_TEXTS
+    reply = call(server, {"texts": texts, "content_type": content_type})
+    assert reply.content_type is not None and reply.content_type.startswith("application/json")
+    got = vectors(reply)
+    assert got.shape == (len(texts), 384)
+    assert torch.allclose(got.norm(dim=1), torch.ones(len(texts)), atol=1e-5)
+    expected = st_encode(reference, [f"{content_type}: {text}" for text in texts])
+    cosines = row_cosines(got, expected)
+    assert cosines.min().item() >= 0.9999, cosines.tolist()
+
+
+def test_wrapped_and_uppercase_requests_give_the_same_vectors(server: ToolkitServer) -> None:
+    texts = ["how do tides work", LONG_TEXTS[1]]
+    plain = vectors(call(server, {"texts": texts, "content_type": "query"}))
+    for payload in (
+        {"texts": texts, "content_type": "QUERY"},
+        {"parameters": {"texts": texts, "content_type": "query"}},
+        {"parameters": {"texts": texts, "content_type": "Query"}},
+    ):
+        assert row_cosines(vectors(call(server, payload)), plain).min().item() >= 0.99999
+    as_passage = vectors(call(server, {"texts": texts, "content_type": "PASSAGE"}))
+    assert row_cosines(as_passage, plain).max().item() < 0.999  # the prefix differs
+
+
+def test_batch_invariance_and_order_through_the_server(server: ToolkitServer) -> None:
+    short = "capital of France"
+    batch = ["passage: " + t for t in LONG_TEXTS] + [long_text(300, seed=s) for s in (1, 2, 3, 4)]
+    batch.insert(4, short)  # 10 texts, like one semantic-field ingest request
+    beside = vectors(call(server, {"texts": batch, "content_type": "passage"}))
+    assert beside.shape == (10, 384)
+    alone = vectors(call(server, {"texts": [short], "content_type": "passage"}))
+    assert row_cosines(alone, beside[4:5]).item() >= 0.99999
+    # Reversing the request reverses the answer: vectors follow input order.
+    backwards = vectors(call(server, {"texts": batch[::-1], "content_type": "passage"}))
+    assert row_cosines(backwards.flip(0), beside).min().item() >= 0.99999
+
+
+def test_json_with_charset_and_missing_content_type_are_accepted(server: ToolkitServer) -> None:
+    payload = {"texts": ["é à ü"], "content_type": "query"}
+    baseline = vectors(call(server, payload))
+    for content_type in ("application/json; charset=utf-8", None):
+        got = vectors(call(server, payload, content_type=content_type))
+        assert row_cosines(got, baseline).item() >= 0.99999
+
+
+GOOD = {"texts": ["a"], "content_type": "query"}
+BAD_REQUESTS = [
+    pytest.param(b"{not json", {}, "body: is not valid JSON", id="non-json-body"),
+    pytest.param(GOOD, {"content_type": "text/plain"}, "Content-Type: text/plain", id="text/plain"),
+    pytest.param(GOOD, {"content_type": "text/csv"}, "Content-Type: text/csv", id="text/csv"),
+    pytest.param(GOOD, {"accept": "text/csv"}, "Accept: text/csv", id="accept-csv"),
+    pytest.param([["a"]], {}, "body: must be a JSON object", id="body-not-object"),
+    pytest.param({"content_type": "query"}, {}, "texts: is missing", id="texts-missing"),
+    pytest.param(
+        {"texts": "a", "content_type": "query"}, {}, "texts: must be a list", id="texts-string"
+    ),
+    pytest.param(
+        {"texts": [], "content_type": "query"}, {}, "texts: must not be empty", id="texts-empty"
+    ),
+    pytest.param(
+        {"texts": ["a", 7], "content_type": "query"}, {}, "texts[1]: must be a string", id="number"
+    ),
+    pytest.param(
+        {"texts": [None], "content_type": "query"}, {}, "texts[0]: must be a string", id="null"
+    ),
+    pytest.param({"texts": ["a"]}, {}, "content_type: is missing", id="content-type-missing"),
+    pytest.param(
+        {"texts": ["a"], "content_type": "document"},
+        {},
+        'content_type: "document" is not one of query, passage',
+        id="content-type-unknown",
+    ),
+    pytest.param(
+        {"parameters": ["a"]}, {}, "parameters: must be a JSON object", id="parameters-not-object"
+    ),
+    pytest.param(
+        {"texts": ["a"] * (MAX_TEXTS + 1), "content_type": "passage"},
+        {},
+        f"texts: has {MAX_TEXTS + 1} texts; at most {MAX_TEXTS}",
+        id="too-many-texts",
+    ),
+    pytest.param(
+        {"texts": ["ok", "x" * (MAX_TEXT_CHARS + 1)], "content_type": "passage"},
+        {},
+        f"texts[1]: has {MAX_TEXT_CHARS + 1} characters; at most {MAX_TEXT_CHARS}",
+        id="text-too-long",
+    ),
+]
+
+
+@pytest.mark.parametrize(("payload", "headers", "message"), BAD_REQUESTS)
+def test_bad_input_is_a_4xx_naming_the_field_and_the_server_keeps_serving(
+    server: ToolkitServer, payload: object, headers: dict[str, str], message: str
+) -> None:
+    reply = call(server, payload, **headers)
+    assert 400 <= reply.status < 500, (reply.status, reply.body[:300])
+    error = reply.json()
+    assert isinstance(error, dict)
+    assert error["code"] == reply.status
+    assert error["message"].startswith(message), error
+    # The worker survived: the next good request is answered.
+    assert vectors(call(server, GOOD)).shape == (1, 384)
+
+
+def test_limits_are_inclusive(server: ToolkitServer) -> None:
+    texts = ["x" * MAX_TEXT_CHARS] + ["y"] * (MAX_TEXTS - 1)
+    assert vectors(call(server, {"texts": texts, "content_type": "passage"})).shape == (
+        MAX_TEXTS,
+        384,
+    )
+
+
+def test_deployed_layout_code_only_archive_with_hf_model_id(
+    tmp_path_factory: pytest.TempPathFactory, model_path: Path, reference: object
+) -> None:
+    """model.tar.gz with only code/ + HF_MODEL_ID: the toolkit fetches weights, runs our code.
+
+    The Hub download is replaced by a copy of the bundled model (no network);
+    everything else, model-archiver included, is what the endpoint does. The
+    toolkit's own handler would answer a feature-extraction model with token
+    vectors (a list per token), so one 384-float vector per text proves our
+    code/inference.py served the request.
+    """
+    hub = _start(tmp_path_factory, model_path, hub_layout=True)
+    try:
+        assert sorted(p.name for p in hub.model_dir.iterdir()) == ["code"]
+        texts = ["how do tides work", LONG_TEXTS[2]]
+        got = vectors(call(hub, {"texts": texts, "content_type": "QUERY"}))
+        expected = st_encode(reference, ["query: " + text for text in texts])
+        assert row_cosines(got, expected).min().item() >= 0.9999
+        reply = call(hub, {"texts": ["a"], "content_type": "neither"})
+        assert reply.status == 400 and reply.json()["message"].startswith("content_type:")
+        snapshots = list((hub.work_dir / ".sagemaker" / "mms" / "models").iterdir())
+        assert [p.name for p in snapshots] == ["intfloat__multilingual-e5-small"]
+    finally:
+        hub.stop()
+    assert not hub._group_alive(hub.process.pid)
