@@ -11,6 +11,7 @@ import pytest
 from tools.evaluate.__main__ import main
 from tools.evaluate.local import (
     bm25_run,
+    dense_run,
     embed_texts,
     min_max_combine,
     run_local,
@@ -50,6 +51,21 @@ def test_runs_hold_depth_hits_ranked_by_exact_cosine(dataset, embedding_model):
     query = embed_texts(embedding_model, [dataset.queries["q3"]], "query")[0]
     expected = [doc_ids[i] for i in np.argsort(-(passages @ query))[:5]]
     assert ranked(runs["asymmetric"]["q3"]) == expected
+
+
+def test_dense_run_in_blocks_equals_one_block(dataset, embedding_model):
+    rng = np.random.default_rng(0)
+    docs = rng.normal(size=(50, 8)).astype(np.float32)
+    queries = rng.normal(size=(7, 8)).astype(np.float32)
+    doc_ids = [f"d{i}" for i in range(50)]
+    query_ids = [f"q{i}" for i in range(7)]
+    whole = dense_run(queries, docs, query_ids, doc_ids, depth=5)
+    blocks = dense_run(queries, docs, query_ids, doc_ids, depth=5, max_cells=120)  # 2 per block
+    assert len(whole) == len(blocks) == 7
+    for qid in query_ids:  # float32 BLAS may round differently per block shape
+        assert ranked(whole[qid]) == ranked(blocks[qid])
+        assert blocks[qid] == pytest.approx(whole[qid], rel=1e-5)
+    assert all(len(hits) == 5 for hits in whole.values())
 
 
 def test_bm25_retrieves_exactly_the_documents_sharing_a_term(dataset):

@@ -196,3 +196,10 @@ def test_requests_are_sigv4_signed_for_the_es_service(emulator):
     response = wrong_region.request("GET", "/_cluster/health")
     assert response.status == 403
     assert make_client(emulator).request("GET", "/_cluster/health").status == 200
+
+
+def test_a_bare_host_name_means_https():
+    client = SignedClient("search-x.eu-west-1.es.amazonaws.com", REGION, lambda: MASTER.credentials)
+    assert client.endpoint == "https://search-x.eu-west-1.es.amazonaws.com"
+    with pytest.raises(ValueError, match="is not an http"):
+        SignedClient("ftp://host", REGION, lambda: MASTER.credentials)

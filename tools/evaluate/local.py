@@ -103,10 +103,20 @@ def dense_run(
     query_ids: Sequence[str],
     doc_ids: Sequence[str],
     depth: int,
+    max_cells: int = 50_000_000,
 ) -> Run:
-    """Exact cosine (vectors are unit length, so a dot product) for every query."""
-    scores = query_vectors @ doc_vectors.T
-    return {qid: top_k(scores[i], doc_ids, depth) for i, qid in enumerate(query_ids)}
+    """Exact cosine (vectors are unit length, so a dot product) for every query.
+
+    Queries are scored in blocks of at most ``max_cells`` scores, so a large
+    corpus never needs a queries x documents matrix in memory at once.
+    """
+    block = max(1, max_cells // max(1, len(doc_ids)))
+    run: dict[str, dict[str, float]] = {}
+    for start in range(0, len(query_ids), block):
+        scores = query_vectors[start : start + block] @ doc_vectors.T
+        for row, qid in enumerate(query_ids[start : start + block]):
+            run[qid] = top_k(scores[row], doc_ids, depth)
+    return run
 
 
 def bm25_run(dataset: Dataset, depth: int) -> Run:

@@ -92,7 +92,8 @@ class SignedClient:
         timeout: float = 120.0,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
-        parts = urlsplit(endpoint)
+        # The stacks' DomainEndpoint output is a bare host name: HTTPS is implied.
+        parts = urlsplit(endpoint if "://" in endpoint else f"https://{endpoint}")
         if parts.scheme not in ("https", "http") or not parts.netloc:
             raise ValueError(f"--endpoint {endpoint!r} is not an http(s) URL")
         self.endpoint = f"{parts.scheme}://{parts.netloc}"
