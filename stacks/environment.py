@@ -9,6 +9,7 @@ from constructs import Construct
 
 from stacks.config import EnvironmentConfig
 from stacks.embedding_endpoint import EmbeddingEndpointStack
+from stacks.ml_setup import MlSetupStack
 from stacks.search_domain import SearchDomainStack
 
 
@@ -16,6 +17,7 @@ from stacks.search_domain import SearchDomainStack
 class EnvironmentStacks:
     endpoint: EmbeddingEndpointStack
     domain: SearchDomainStack
+    ml_setup: MlSetupStack
 
 
 def build_environment(scope: Construct, config: EnvironmentConfig) -> EnvironmentStacks:
@@ -46,4 +48,14 @@ def build_environment(scope: Construct, config: EnvironmentConfig) -> Environmen
         description=f"{config.prefix}: OpenSearch {config.engine_version} domain and its IAM roles",
         tags=tags,
     )
-    return EnvironmentStacks(endpoint=endpoint, domain=domain)
+    ml_setup = MlSetupStack(
+        scope,
+        f"{config.prefix}-ml-setup",
+        config=config,
+        domain=domain,
+        endpoint=endpoint,
+        env=env,
+        description=f"{config.prefix}: ML Commons connector, asymmetric model and semantic index",
+        tags=tags,
+    )
+    return EnvironmentStacks(endpoint=endpoint, domain=domain, ml_setup=ml_setup)

@@ -1,0 +1,291 @@
+"""The custom resources that connect the domain to the endpoint (see docs/ml-setup.md).
+
+Four resources, each its own type so CloudFormation orders and updates them
+independently: the security-plugin mappings, the ML Commons connector, the
+asymmetric remote model (registered and deployed), and the semantic index.
+One Provider (on_event + is_complete, total timeout under CloudFormation's
+hour) runs ``lambdas/ml_setup`` as the domain stack's setup role.
+
+This stack is the only one that waits for both the domain and the endpoint;
+those two deploy in parallel.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import aws_cdk as cdk
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_logs as logs
+from aws_cdk import aws_stepfunctions as sfn
+from aws_cdk import custom_resources as cr
+from constructs import Construct
+
+from stacks.config import EnvironmentConfig
+from stacks.embedding_endpoint import EmbeddingEndpointStack
+from stacks.lambda_bundling import python_asset
+from stacks.log_retention import retention_days
+from stacks.nag import acknowledge
+from stacks.search_domain import SearchDomainStack
+
+LAMBDA_SOURCE = Path(__file__).resolve().parents[1] / "lambdas"
+RUNTIME = lambda_.Runtime.PYTHON_3_14
+# Inside CloudFormation's one-hour custom-resource limit, with room for the
+# framework to report; the handler's own deploy wait (WAIT_TIMEOUT) is shorter
+# still, so a stuck deployment fails with ML Commons' state and is cleaned up.
+TOTAL_TIMEOUT = cdk.Duration.minutes(50)
+WAIT_TIMEOUT_SECONDS = 40 * 60
+SERVICE_TIMEOUT = cdk.Duration.minutes(55)
+# Concurrent predict calls one endpoint instance serves well (2 vCPU CPU
+# instance, MMS workers); beyond that requests only queue and time out.
+CALLS_PER_ENDPOINT_INSTANCE = 4
+
+
+def connections_per_node(config: EnvironmentConfig) -> int:
+    """``client_config.max_connection`` is per data node: split the endpoint's capacity."""
+    total = CALLS_PER_ENDPOINT_INSTANCE * config.endpoint_max_capacity
+    return max(2, math.ceil(total / config.data_node_count))
+
+
+def setup_role_name(config: EnvironmentConfig) -> str:
+    return f"{config.prefix}-ml-setup"
+
+
+class MlSetupStack(cdk.Stack):
+    """Access mapping -> connector -> model -> semantic index, with stack outputs."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        config: EnvironmentConfig,
+        domain: SearchDomainStack,
+        endpoint: EmbeddingEndpointStack,
+        **kwargs: object,
+    ) -> None:
+        super().__init__(scope, construct_id, **kwargs)
+        self.add_dependency(domain)
+        self.add_dependency(endpoint)
+        role = domain.setup_role
+        code = python_asset(LAMBDA_SOURCE, ["ml_setup"], RUNTIME)
+        log_group = logs.LogGroup(
+            self,
+            "Logs",
+            retention=retention_days(config.log_retention_days),
+            removal_policy=cdk.RemovalPolicy.DESTROY,
+        )
+        # The role lives in the domain stack; this policy lives here so the
+        # domain stack never refers to this one.
+        logs_policy = iam.Policy(
+            self,
+            "SetupRoleLogs",
+            roles=[role],
+            statements=[
+                iam.PolicyStatement(
+                    actions=["logs:CreateLogStream", "logs:PutLogEvents"],
+                    resources=[log_group.log_group_arn, f"{log_group.log_group_arn}:*"],
+                )
+            ],
+        )
+        acknowledge(
+            logs_policy,
+            f"AwsSolutions-IAM5[Resource::<{self.get_logical_id(log_group.node.default_child)}"
+            ".Arn>:*]",
+            "Log streams of this one log group: stream names are chosen by Lambda at run time.",
+        )
+
+        def handler(name: str, entry: str, timeout: cdk.Duration) -> lambda_.Function:
+            function = lambda_.Function(
+                self,
+                name,
+                runtime=RUNTIME,
+                architecture=lambda_.Architecture.X86_64,
+                code=code,
+                handler=f"ml_setup.handler.{entry}",
+                role=role,
+                timeout=timeout,
+                memory_size=256,
+                log_group=log_group,
+                environment={"WAIT_TIMEOUT_SECONDS": str(WAIT_TIMEOUT_SECONDS)},
+                description=f"{config.prefix}: ML setup custom resources ({entry})",
+            )
+            function.node.add_dependency(logs_policy)
+            return function
+
+        on_event = handler("OnEvent", "on_event", cdk.Duration.minutes(10))
+        is_complete = handler("IsComplete", "is_complete", cdk.Duration.minutes(2))
+        framework_logs = logs.LogGroup(
+            self,
+            "ProviderLogs",
+            retention=retention_days(config.log_retention_days),
+            removal_policy=cdk.RemovalPolicy.DESTROY,
+        )
+        provider = cr.Provider(
+            self,
+            "Provider",
+            on_event_handler=on_event,
+            is_complete_handler=is_complete,
+            query_interval=cdk.Duration.seconds(15),
+            total_timeout=TOTAL_TIMEOUT,
+            log_group=framework_logs,
+            disable_waiter_state_machine_logging=False,
+            waiter_state_machine_log_options=cr.LogOptions(
+                destination=logs.LogGroup(
+                    self,
+                    "WaiterLogs",
+                    retention=retention_days(config.log_retention_days),
+                    removal_policy=cdk.RemovalPolicy.DESTROY,
+                ),
+                level=sfn.LogLevel.ALL,
+            ),
+        )
+        self._acknowledge_provider(provider, [on_event, is_complete])
+
+        common = {"DomainEndpoint": domain.domain.domain_endpoint, "Region": self.region}
+
+        def resource(name: str, resource_type: str, props: dict[str, object]) -> cdk.CustomResource:
+            return cdk.CustomResource(
+                self,
+                name,
+                service_token=provider.service_token,
+                resource_type=resource_type,
+                properties={**common, **props},
+                service_timeout=SERVICE_TIMEOUT,
+            )
+
+        index_base = config.index_name
+        mapping = resource(
+            "AccessMapping",
+            "Custom::MlAccessMapping",
+            {
+                "MasterRoleArn": domain.master_role.role_arn,
+                "SetupRoleArn": role.role_arn,
+                "RoleName": setup_role_name(config),
+                # Concrete index names are <index_name>-<8 hex> (docs/ml-setup.md).
+                "IndexPatterns": [f"{index_base}-*"],
+            },
+        )
+        connector = resource(
+            "Connector",
+            "Custom::MlConnector",
+            {
+                "Name": f"{config.prefix}-sagemaker-e5",
+                "Description": f"SageMaker endpoint {config.endpoint_name} ({config.model_id})",
+                # The attribute (not the configured name) makes the connector wait
+                # for the endpoint resource.
+                "EndpointName": endpoint.endpoint.attr_endpoint_name,
+                "EndpointRegion": endpoint.region,
+                "UrlSuffix": cdk.Aws.URL_SUFFIX,
+                "ConnectorRoleArn": domain.connector_role.role_arn,
+                "MaxConnections": connections_per_node(config),
+                "ConnectionTimeoutSeconds": 10,
+                "ReadTimeoutSeconds": 60,
+                "MaxRetryTimes": 5,
+                "RetryBackoffMillis": 200,
+                "RetryTimeoutSeconds": 60,
+                "RetryBackoffPolicy": "exponential_full_jitter",
+            },
+        )
+        connector.node.add_dependency(mapping)
+        model_props: dict[str, object] = {
+            "ModelName": f"{config.prefix}-e5",
+            "Description": f"{config.model_id}@{config.model_revision[:12]} on SageMaker",
+            "ConnectorId": connector.get_att_string("ConnectorId"),
+            "ModelType": "TEXT_EMBEDDING",
+            "FrameworkType": "SENTENCE_TRANSFORMERS",
+            "EmbeddingDimension": config.embedding_dimension,
+            "SpaceType": config.space_type,
+            "IsAsymmetric": True,
+            "QueryPrefix": config.query_prefix,
+            "PassagePrefix": config.passage_prefix,
+        }
+        if "e5" in config.model_id.lower():
+            model_props["ModelFamily"] = "e5"
+        model = resource("Model", "Custom::MlModel", model_props)
+        index = resource(
+            "SemanticIndex",
+            "Custom::SemanticIndex",
+            {
+                "IndexName": index_base,
+                "FieldName": config.semantic_field,
+                "ModelId": model.get_att_string("ModelId"),
+                "EmbeddingDimension": config.embedding_dimension,
+                "SpaceType": config.space_type,
+                "NumberOfShards": config.index_shards,
+                "NumberOfReplicas": config.index_replicas,
+                "RetainOnDelete": config.retain,
+            },
+        )
+        self.connector_id = connector.get_att_string("ConnectorId")
+        self.model_id = model.get_att_string("ModelId")
+        self.index_name = index.get_att_string("IndexName")
+        cdk.CfnOutput(self, "DomainEndpoint", value=domain.domain.domain_endpoint)
+        cdk.CfnOutput(self, "ConnectorId", value=self.connector_id)
+        cdk.CfnOutput(self, "ModelId", value=self.model_id)
+        cdk.CfnOutput(self, "IndexName", value=self.index_name)
+
+    def _arn_of(self, function: Construct) -> str:
+        """cdk-nag's evidence string for ``<Function>.Arn``."""
+        cfn = function.node.default_child
+        assert isinstance(cfn, cdk.CfnElement)
+        return f"<{self.get_logical_id(cfn)}.Arn>"
+
+    def _acknowledge_provider(
+        self, provider: cr.Provider, handlers: list[lambda_.Function]
+    ) -> None:
+        """Findings on the CDK Provider framework's own functions and roles, one by one."""
+        basic = (
+            "Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole"
+        )
+        framework = {
+            name: provider.node.find_child(f"framework-{name}")
+            for name in ("onEvent", "isComplete", "onTimeout")
+        }
+        for name, function in framework.items():
+            role = function.node.find_child("ServiceRole")
+            acknowledge(
+                role,
+                f"AwsSolutions-IAM4[{basic}]",
+                f"CDK Provider framework function {name}: the AWS managed basic execution policy "
+                "only lets it write its own logs.",
+            )
+            for target in handlers:
+                acknowledge(
+                    role.node.find_child("DefaultPolicy"),
+                    f"AwsSolutions-IAM5[Resource::{self._arn_of(target)}:*]",
+                    f"CDK Provider framework function {name} invokes our handler "
+                    f"{target.node.id} and its versions (the ':*' suffix) and nothing else.",
+                )
+        waiter_policy = (
+            provider.node.find_child("waiter-state-machine")
+            .node.find_child("Role")
+            .node.find_child("DefaultPolicy")
+        )
+        for name in ("isComplete", "onTimeout"):
+            acknowledge(
+                waiter_policy,
+                f"AwsSolutions-IAM5[Resource::{self._arn_of(framework[name])}:*]",
+                f"The waiter state machine invokes the framework's {name} function and its "
+                "versions (the ':*' suffix) and nothing else.",
+            )
+        acknowledge(
+            waiter_policy,
+            "AwsSolutions-IAM5[Resource::*]",
+            "Step Functions logging to CloudWatch needs logs:CreateLogDelivery and related "
+            "vended-log actions, which support no resource-level permissions (Resource '*').",
+        )
+        acknowledge(
+            provider,
+            "AwsSolutions-L1",
+            "The Provider framework's Node.js functions use the runtime aws-cdk-lib 2.275.0 pins; "
+            "our own handlers use the newest Python runtime.",
+        )
+        acknowledge(
+            provider,
+            "AwsSolutions-SF2",
+            "X-Ray tracing of the framework's waiter state machine adds cost without insight: it "
+            "only polls is_complete, whose logs are in CloudWatch.",
+        )
