@@ -37,8 +37,11 @@ CloudFormation in normal updates.
 
 from __future__ import annotations
 
+import hashlib
+
 import aws_cdk as cdk
 from aws_cdk import aws_codebuild as codebuild
+from aws_cdk import aws_codepipeline as codepipeline
 from aws_cdk import aws_iam as iam
 from aws_cdk import pipelines
 from constructs import Construct
@@ -376,6 +379,15 @@ class PipelineStack(cdk.Stack):
              "write CodeBuild reports in the pipeline account only."),
         ):  # fmt: skip
             acknowledge(file_role, f"AwsSolutions-IAM5[Resource::{resource}]", reason)
+        if self.settings.crosses_accounts:
+            for action in ("kms:GenerateDataKey*", "kms:ReEncrypt*"):
+                acknowledge(
+                    self,
+                    f"AwsSolutions-IAM5[Action::{action}]",
+                    "Encrypting pipeline artifacts with the pipeline's own KMS keys (created for "
+                    "cross-account stages); CDK Pipelines grants these action groups on them only.",
+                )
+        self._acknowledge_cross_region_support(inner)
         self_mutation = self.pipeline.node.find_child("UpdatePipeline").node.find_child(
             "SelfMutation"
         )
@@ -391,6 +403,46 @@ class PipelineStack(cdk.Stack):
             "Self-mutation assumes the CDK bootstrap deploy/lookup roles of the pipeline account "
             "(CDK Pipelines scopes it by the bootstrap role tag, not by name).",
         )
+
+    def _acknowledge_cross_region_support(self, inner: codepipeline.Pipeline) -> None:
+        """Stages in other regions get a replication bucket (in a support stack per region)."""
+        for region, support in inner.cross_region_support.items():
+            bucket_name = _generated_physical_name(support.replication_bucket)
+            acknowledge(
+                support.stack,
+                "AwsSolutions-S1",
+                f"CDK Pipelines' artifact replication bucket for {region}: only the pipeline's "
+                "roles use it, and CloudTrail records their calls.",
+            )
+            acknowledge(
+                inner.role,
+                f"AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:s3:::{bucket_name}/*]",
+                f"Objects of the pipeline's own artifact replication bucket in {region}.",
+            )
+            if self.settings.crosses_accounts:
+                acknowledge(
+                    inner.role,
+                    "AwsSolutions-IAM5[Resource::*]",
+                    "The replication bucket's KMS key lives in the support stack of another "
+                    "region; CDK Pipelines cannot name its ARN across regions, only via its alias.",
+                )
+
+
+def _generated_physical_name(resource: cdk.Resource) -> str:
+    """The name CDK gives a ``PhysicalName.GENERATE_IF_NEEDED`` resource referenced from
+    another environment (aws-cdk-lib ``generatePhysicalName``).
+
+    CDK fills it in only while writing templates, after cdk-nag acknowledgements
+    must be in place, so it is derived here the same way. Should CDK change the
+    scheme, the acknowledgement stops matching and synth fails loudly; it cannot
+    silence anything else.
+    """
+    stack = cdk.Stack.of(resource)
+    unique_id = cdk.Names.node_unique_id(resource.node)
+    digest = hashlib.sha256(
+        (stack.stack_name + unique_id + stack.region + stack.account).encode()
+    ).hexdigest()
+    return (stack.stack_name[:25] + unique_id[-24:] + digest[:12]).lower()
 
 
 def build_pipeline(app: cdk.App, settings: PipelineConfig) -> PipelineStack:

@@ -345,7 +345,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python -m tools.smoke", description=__doc__.split("\n")[0]
     )
-    parser.add_argument("--env", help="environment name: read outputs of <app>-<env>-search/-ml")
+    parser.add_argument(
+        "--env", help="environment name: read outputs of <app>-<env>-search and -ml-setup"
+    )
     parser.add_argument("--app", default=None, help="app name (default: cdk.json app_name)")
     parser.add_argument("--region", help="region of the environment (default: from the session)")
     parser.add_argument(
@@ -390,7 +392,7 @@ def resolve(args: argparse.Namespace, session: boto3.Session) -> tuple[Target, b
     needs_outputs = args.as_master or not all((args.endpoint, args.model_id, args.index))
     if needs_outputs:
         app = args.app or default_app_name()
-        names = args.stack or [f"{app}-{args.env}-search", f"{app}-{args.env}-ml"]
+        names = args.stack or [f"{app}-{args.env}-search", f"{app}-{args.env}-ml-setup"]
         outputs = stack_outputs(session, region, names)
         overrides = {"DomainEndpoint": args.endpoint, "ModelId": args.model_id,
                      "IndexName": args.index}  # fmt: skip

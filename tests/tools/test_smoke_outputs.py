@@ -39,7 +39,7 @@ def aws(monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
         })  # fmt: skip
         ml = {"ModelId": "model-123", "IndexName": "documents", "SemanticField": "body",
               "EmbeddingDimension": "384"}  # fmt: skip
-        _deploy("e5search-dev-ml", ml)
+        _deploy("e5search-dev-ml-setup", ml)
         yield
 
 
@@ -74,9 +74,9 @@ def test_as_master_signs_with_the_master_roles_temporary_credentials(aws) -> Non
 
 def test_pipeline_stack_names_are_read_as_given(aws) -> None:
     _deploy("dev-e5search-dev-search", {"DomainEndpoint": "h", "MasterRoleArn": MASTER_ARN})
-    _deploy("dev-e5search-dev-ml", {"ModelId": "m2", "IndexName": "i2"})
+    _deploy("dev-e5search-dev-ml-setup", {"ModelId": "m2", "IndexName": "i2"})
     args = smoke.parse_args(["--env", "dev", "--stack", "dev-e5search-dev-search",
-                             "--stack", "dev-e5search-dev-ml"])  # fmt: skip
+                             "--stack", "dev-e5search-dev-ml-setup"])  # fmt: skip
     target, _ = smoke.resolve(args, boto3.Session(region_name=REGION))
     assert (target.endpoint, target.model_id, target.index) == ("h", "m2", "i2")
 
