@@ -9,6 +9,7 @@ content types through the right APIs (neural query -> ``query``, ingest ->
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -30,8 +31,14 @@ DEPTH = 11
 def emulator(embedding_model) -> Iterator[SearchEmulator]:
     """One emulated domain for the module, embedding with our real handler."""
 
+    memo: dict[tuple[str, str], list[float]] = {}  # the handler is deterministic: embed once
+
     def embedder(texts: list[str], content_type: str, model: dict[str, Any]) -> list[list[float]]:
-        return embed_texts(embedding_model, texts, content_type).tolist()
+        todo = [t for t in texts if (t, content_type) not in memo]
+        if todo:
+            vectors = embed_texts(embedding_model, todo, content_type).tolist()
+            memo.update(zip(((t, content_type) for t in todo), vectors, strict=True))
+        return [memo[(t, content_type)] for t in texts]
 
     emu = SearchEmulator(
         master=MASTER,
@@ -43,6 +50,16 @@ def emulator(embedding_model) -> Iterator[SearchEmulator]:
     )
     with emu:
         yield emu
+
+
+@pytest.fixture(autouse=True)
+def no_spec_violations(request):
+    """Every exchange of every test here must match the OpenSearch API specification."""
+    yield
+    if "emulator" in request.fixturenames:
+        emu = request.getfixturevalue("emulator")
+        violations, emu.violations[:] = list(emu.violations), []
+        assert violations == []
 
 
 def make_client(emu: SearchEmulator, **kwargs: Any) -> SignedClient:
@@ -203,3 +220,39 @@ def test_a_bare_host_name_means_https():
     assert client.endpoint == "https://search-x.eu-west-1.es.amazonaws.com"
     with pytest.raises(ValueError, match="is not an http"):
         SignedClient("ftp://host", REGION, lambda: MASTER.credentials)
+
+
+def test_cli_stack_prints_the_table_with_default_credentials(
+    emulator, model_id, fixture_dir, tmp_path, capsys, monkeypatch
+):
+    from tools.evaluate.__main__ import main
+
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", MASTER.access_key)
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", MASTER.secret_key)
+    monkeypatch.delenv("AWS_SESSION_TOKEN", raising=False)
+    monkeypatch.delenv("AWS_PROFILE", raising=False)
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
+    argv = ["stack", "--dataset", str(fixture_dir), "--endpoint", emulator.endpoint]
+    argv += ["--model-id", model_id, "--region", REGION, "--out", str(tmp_path / "out")]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert "| minibeir | 4.88 | 5 | 29.00 | 28 | 30 | 8 |" in out
+    for metric in ("NDCG@10", "MAP@10", "Recall@10"):
+        assert re.search(rf"^\| minibeir \| {metric} \| [0-9.]+ \| [0-9.]+ \| ", out, re.M)
+    assert "| Dataset | Metric | symmetric | asymmetric | bm25 | hybrid |" in out
+    assert leftovers(emulator) == []
+
+
+def test_cli_stack_without_region_or_credentials_is_one_line(tmp_path, capsys, monkeypatch):
+    from tools.evaluate.__main__ import main
+
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_PROFILE", "AWS_REGION"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.delenv("AWS_DEFAULT_REGION", raising=False)
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    argv = ["stack", "--dataset", "tests/evaluate/fixtures/minibeir", "--endpoint", "https://x"]
+    assert main([*argv, "--model-id", "m", "--out", str(tmp_path)]) == 2
+    assert capsys.readouterr().err == "error: no AWS region: pass --region or configure one\n"
