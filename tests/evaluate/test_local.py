@@ -4,17 +4,22 @@ from __future__ import annotations
 
 import json
 import re
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import numpy as np
 import pytest
 
+from model import inference
 from tools.evaluate.__main__ import main
 from tools.evaluate.local import (
     bm25_run,
     dense_run,
     embed_texts,
+    in_process,
     min_max_combine,
     run_local,
+    server_embedder,
     without_prefixes,
 )
 from tools.evaluate.metrics import evaluate, ranked
@@ -43,7 +48,7 @@ def test_embedding_is_chunked_at_the_handlers_request_limit(embedding_model):
 
 
 def test_runs_hold_depth_hits_ranked_by_exact_cosine(dataset, embedding_model):
-    runs = run_local(dataset, embedding_model, depth=5, systems=("asymmetric",))
+    runs = run_local(dataset, in_process(embedding_model)[0], depth=5, systems=("asymmetric",))
     doc_ids = list(dataset.corpus)
     passages = embed_texts(
         embedding_model, [dataset.corpus[d].indexed_text for d in doc_ids], "passage"
@@ -89,7 +94,7 @@ def test_hybrid_is_min_max_then_weighted_mean():
 
 def test_unknown_system_is_refused(dataset, embedding_model):
     with pytest.raises(ValueError, match="unknown system"):
-        run_local(dataset, embedding_model, depth=5, systems=("sparse",))
+        run_local(dataset, in_process(embedding_model)[0], depth=5, systems=("sparse",))
 
 
 def test_cli_local_prints_the_table_and_writes_the_files(fixture_dir, tmp_path, capsys):
@@ -165,3 +170,77 @@ def test_cli_stats_only(fixture_dir, tmp_path, capsys):
     assert "| minibeir | 4.88 | 5 | 29.00 | 28 | 30 | 8 |" in out
     assert "Asymmetric vs symmetric" not in out
     assert (tmp_path / "results.md").is_file() and not (tmp_path / "results.png").exists()
+
+
+@pytest.fixture
+def model_server(embedding_model):
+    """Our handler behind HTTP the way the toolkit calls it (input_fn, predict_fn, output_fn).
+
+    A lightweight stand-in for ``python -m tools.serve`` (which starts Java):
+    the functions are the handler's own, and their errors become HTTP 400 with
+    the message, as the toolkit does.
+    """
+    requests_seen: list[dict] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, *args):
+            return
+
+        def do_POST(self):
+            body = self.rfile.read(int(self.headers["Content-Length"]))
+            requests_seen.append(json.loads(body))
+            try:
+                assert self.path == "/invocations", self.path
+                data = inference.input_fn(body, self.headers.get("Content-Type"))
+                out = inference.output_fn(
+                    inference.predict_fn(data, embedding_model), self.headers.get("Accept")
+                ).encode()
+                status = 200
+            except (ValueError, AssertionError) as exc:
+                out, status = str(exc).encode(), 400
+            self.send_response(status)
+            self.send_header("Content-Length", str(len(out)))
+            self.end_headers()
+            self.wfile.write(out)
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}", requests_seen
+    server.shutdown()
+    server.server_close()
+
+
+def test_model_server_target_ranks_like_in_process(dataset, embedding_model, model_server):
+    url, seen = model_server
+    systems = ("symmetric", "asymmetric")
+    via_http = run_local(dataset, server_embedder(url, batch=16), depth=5, systems=systems)
+    direct = run_local(dataset, in_process(embedding_model)[0], depth=5, systems=systems)
+    for system in systems:
+        for qid in dataset.qrels:
+            assert ranked(via_http[system][qid]) == ranked(direct[system][qid])
+    assert {r["content_type"] for r in seen} == {"query", "passage"}
+    assert max(len(r["texts"]) for r in seen) == 16
+
+
+def test_model_server_errors_carry_the_handlers_message(model_server):
+    url, _ = model_server
+    with pytest.raises(RuntimeError, match=r"HTTP 400: content_type: \"title\" is not one of"):
+        server_embedder(url)(["x"], "title")
+
+
+def test_symmetric_none_embeds_without_prefixes_and_needs_the_model_in_process(
+    dataset, embedding_model
+):
+    embed, bare = in_process(embedding_model)
+    with pytest.raises(ValueError, match="--symmetric none needs the model in-process"):
+        run_local(dataset, embed, depth=5, systems=("symmetric",), symmetric_mode="none")
+    none = run_local(
+        dataset, embed, depth=5, systems=("symmetric",), symmetric_mode="none", embed_bare=bare
+    )
+    doc_ids = list(dataset.corpus)
+    passages = bare([dataset.corpus[d].indexed_text for d in doc_ids], "passage")
+    query = bare([dataset.queries["q2"]], "query")[0]
+    assert ranked(none["symmetric"]["q2"]) == [
+        doc_ids[i] for i in np.argsort(-(passages @ query))[:5]
+    ]

@@ -17,7 +17,7 @@ import pytest
 
 from tests.evaluate.search_emulator import SearchEmulator
 from tests.support.opensearch_emulator import Principal
-from tools.evaluate.local import embed_texts, run_local
+from tools.evaluate.local import embed_texts, in_process, run_local
 from tools.evaluate.metrics import evaluate, ranked
 from tools.evaluate.stack import SignedClient, StackError, StackTarget
 
@@ -132,7 +132,7 @@ def test_stack_dense_runs_rank_exactly_like_local_and_everything_is_deleted(
     target = StackTarget(make_client(emulator), model_id=model_id, bulk_docs=7, progress=False)
     stack_runs = target.run(dataset, depth=DEPTH)
     local_runs = run_local(
-        dataset, embedding_model, depth=DEPTH, systems=("symmetric", "asymmetric")
+        dataset, in_process(embedding_model)[0], depth=DEPTH, systems=("symmetric", "asymmetric")
     )
     for system in ("symmetric", "asymmetric"):
         for qid in dataset.qrels:

@@ -61,10 +61,14 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     sub = parser.add_subparsers(dest="target", required=True)
 
     local = sub.add_parser("local", parents=[common], help="our inference code in-process, no AWS")
-    local.add_argument(
+    source = local.add_mutually_exclusive_group(required=True)
+    source.add_argument(
         "--model-dir",
-        required=True,
         help="Hugging Face model directory, or 'bundled-minilm' for the small test model",
+    )
+    source.add_argument(
+        "--server-url",
+        help="a running model server instead (python -m tools.serve), e.g. http://127.0.0.1:8080",
     )
     local.add_argument(
         "--symmetric",
@@ -135,13 +139,28 @@ def main(argv: Sequence[str] | None = None) -> int:
         results: list[DatasetResult] = []
         meta: dict[str, object] = {"target": args.target, "k": args.k, "systems": args.systems}
         if args.target == "local":
-            from tools.evaluate.local import load_embedding_model, run_local
+            from tools.evaluate.local import (
+                in_process,
+                load_embedding_model,
+                run_local,
+                server_embedder,
+            )
 
-            model = load_embedding_model(args.model_dir)
-            meta.update(model_dir=str(args.model_dir), symmetric=args.symmetric)
+            if args.server_url:
+                embed, embed_bare = server_embedder(args.server_url), None
+                meta.update(server_url=args.server_url)
+            else:
+                embed, embed_bare = in_process(load_embedding_model(args.model_dir))
+                meta.update(model_dir=str(args.model_dir))
+            meta.update(symmetric=args.symmetric)
             for ds in datasets:
                 runs = run_local(
-                    ds, model, depth=depth, systems=args.systems, symmetric_mode=args.symmetric
+                    ds,
+                    embed,
+                    depth=depth,
+                    systems=args.systems,
+                    symmetric_mode=args.symmetric,
+                    embed_bare=embed_bare,
                 )
                 results.append(_result(ds, score_runs(runs, ds, args.k, args.keep_identical_ids)))
         elif args.target == "stack":
@@ -161,7 +180,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 results.append(_result(ds, score_runs(runs, ds, args.k, args.keep_identical_ids)))
         else:
             results = [_result(ds, {}) for ds in datasets]
-    except (DatasetError, FileNotFoundError, ValueError, RuntimeError) as exc:
+    except (DatasetError, OSError, ValueError, RuntimeError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     meta["seconds"] = round(time.monotonic() - started, 1)

@@ -1,6 +1,7 @@
 """The ``local`` target: our own inference code in-process, exact cosine ranking, BM25.
 
-No AWS and no OpenSearch: this answers "does the model itself gain from the
+No AWS and no OpenSearch (the model can also be a running ``python -m
+tools.serve``): this answers "does the model itself gain from the
 prefixes on this data?" before anyone pays for a deployment, and gives the
 numbers the ``stack`` target must come close to (the stack uses approximate
 k-NN and OpenSearch's BM25, so small differences are expected).
@@ -25,18 +26,21 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Literal
 
 import bm25s
 import numpy as np
+import requests
 
 from model import inference
 from tools.evaluate.datasets import Dataset
 from tools.evaluate.metrics import Run
 
 SymmetricMode = Literal["passage", "query", "none"]
+# embed(texts, content_type) -> unit vectors, one row per text, in order.
+Embed = Callable[[Sequence[str], str], np.ndarray]
 SYMMETRIC_MODES: tuple[str, ...] = ("passage", "query", "none")
 SYSTEMS: tuple[str, ...] = ("symmetric", "asymmetric", "bm25", "hybrid")
 BUNDLED_MODEL = "bundled-minilm"
@@ -88,6 +92,53 @@ def without_prefixes(model: inference.EmbeddingModel) -> inference.EmbeddingMode
     """The same weights with empty prefixes (how the handler serves a symmetric model)."""
     config = dataclasses.replace(model.config, query_prefix="", passage_prefix="")
     return dataclasses.replace(model, config=config)
+
+
+def in_process(model: inference.EmbeddingModel) -> tuple[Embed, Embed]:
+    """Embedders over a loaded model: with the handler's prefixes, and without any."""
+    bare = without_prefixes(model)
+    return (
+        lambda texts, content_type: embed_texts(model, texts, content_type),
+        lambda texts, content_type: embed_texts(bare, texts, content_type),
+    )
+
+
+def server_embedder(url: str, batch: int = 32, timeout: float = 120.0) -> Embed:
+    """Embed through a running model server (``python -m tools.serve``) at ``url``.
+
+    The request is exactly what OpenSearch sends to the endpoint, so this also
+    exercises the serving stack. The server's prefixes are its own
+    (``EMBEDDING_*_PREFIX``); a 4xx answer carries the handler's message.
+    """
+    endpoint = url.rstrip("/") + "/invocations"
+    session = requests.Session()
+
+    def embed(texts: Sequence[str], content_type: str) -> np.ndarray:
+        parts: list[list[list[float]]] = []
+        for start in range(0, len(texts), batch):
+            chunk = list(texts[start : start + batch])
+            try:
+                response = session.post(
+                    endpoint,
+                    json={"texts": chunk, "content_type": content_type},
+                    headers={"Accept": "application/json"},
+                    timeout=timeout,
+                )
+            except requests.ConnectionError as exc:
+                raise RuntimeError(f"{endpoint}: no model server answers ({exc})") from None
+            if response.status_code != 200:
+                raise RuntimeError(
+                    f"{endpoint}: HTTP {response.status_code}: {response.text.strip()[:300]}"
+                )
+            vectors = response.json()
+            if not isinstance(vectors, list) or len(vectors) != len(chunk):
+                raise RuntimeError(
+                    f"{endpoint}: expected {len(chunk)} vectors, got {vectors!r:.200}"
+                )
+            parts.append(vectors)
+        return np.asarray([v for part in parts for v in part], dtype=np.float32)
+
+    return embed
 
 
 def top_k(scores: np.ndarray, doc_ids: Sequence[str], depth: int) -> dict[str, float]:
@@ -174,13 +225,17 @@ def min_max_combine(
 
 def run_local(
     dataset: Dataset,
-    model: inference.EmbeddingModel,
+    embed: Embed,
     *,
     depth: int,
     systems: Sequence[str] = SYSTEMS,
     symmetric_mode: SymmetricMode = "passage",
+    embed_bare: Embed | None = None,
 ) -> dict[str, Run]:
-    """Every requested system's run on ``dataset``; passages are embedded once per content type."""
+    """Every requested system's run on ``dataset``; passages are embedded once per content type.
+
+    ``embed_bare`` (no prefixes) is needed only for ``symmetric_mode="none"``.
+    """
     unknown = [s for s in systems if s not in SYSTEMS]
     if unknown:
         raise ValueError(
@@ -188,6 +243,11 @@ def run_local(
         )
     if symmetric_mode not in SYMMETRIC_MODES:
         raise ValueError(f"symmetric mode {symmetric_mode!r}; choose from {SYMMETRIC_MODES}")
+    if symmetric_mode == "none" and "symmetric" in systems and embed_bare is None:
+        raise ValueError(
+            "--symmetric none needs the model in-process (--model-dir): "
+            "a model server's prefixes are fixed by its EMBEDDING_*_PREFIX variables"
+        )
     doc_ids = list(dataset.corpus)
     passages = [dataset.corpus[d].indexed_text for d in doc_ids]
     query_ids = list(dataset.queries)
@@ -197,20 +257,21 @@ def run_local(
     if {"asymmetric", "hybrid"} & set(systems) or (
         "symmetric" in systems and symmetric_mode == "passage"
     ):
-        passage_vectors = embed_texts(model, passages, "passage")
+        passage_vectors = embed(passages, "passage")
     if "asymmetric" in systems or "hybrid" in systems:
         assert passage_vectors is not None
-        q_vectors = embed_texts(model, queries, "query")
+        q_vectors = embed(queries, "query")
         runs["asymmetric"] = dense_run(q_vectors, passage_vectors, query_ids, doc_ids, depth)
     if "symmetric" in systems:
         if symmetric_mode == "passage":
             assert passage_vectors is not None
-            q_vectors = embed_texts(model, queries, "passage")
+            q_vectors = embed(queries, "passage")
             runs["symmetric"] = dense_run(q_vectors, passage_vectors, query_ids, doc_ids, depth)
         else:
-            sym_model = without_prefixes(model) if symmetric_mode == "none" else model
-            d_vectors = embed_texts(sym_model, passages, "query")
-            q_vectors = embed_texts(sym_model, queries, "query")
+            sym = embed_bare if symmetric_mode == "none" else embed
+            assert sym is not None
+            d_vectors = sym(passages, "query")
+            q_vectors = sym(queries, "query")
             runs["symmetric"] = dense_run(q_vectors, d_vectors, query_ids, doc_ids, depth)
     if "bm25" in systems or "hybrid" in systems:
         runs["bm25"] = bm25_run(dataset, depth)
