@@ -36,6 +36,8 @@ def explicit_names(templates: dict[str, dict[str, Any]]) -> set[tuple[str, str, 
             for prop, value in (resource.get("Properties") or {}).items():
                 if (resource["Type"], prop) in PARENT_SCOPED:
                     continue
+                if resource["Type"].startswith("Custom::"):
+                    continue  # names inside the environment's own domain (index, model, ...)
                 if prop.endswith("Name") and isinstance(value, str):
                     names.add((resource["Type"], prop, value))
     return names
