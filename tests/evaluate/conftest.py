@@ -30,4 +30,5 @@ def embedding_model():
     os.environ["HF_HUB_OFFLINE"] = "1"
     from tools.evaluate.local import BUNDLED_MODEL, load_embedding_model
 
-    return load_embedding_model(BUNDLED_MODEL)
+    # One thread: the test machines are shared.
+    return load_embedding_model(BUNDLED_MODEL, threads=1)

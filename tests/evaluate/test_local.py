@@ -244,3 +244,17 @@ def test_symmetric_none_embeds_without_prefixes_and_needs_the_model_in_process(
     assert ranked(none["symmetric"]["q2"]) == [
         doc_ids[i] for i in np.argsort(-(passages @ query))[:5]
     ]
+
+
+def test_cli_max_queries_keeps_the_first_n_test_queries(fixture_dir, tmp_path, capsys):
+    argv = ["stats", "--dataset", str(fixture_dir), "--max-queries", "3", "--out", str(tmp_path)]
+    assert main(argv) == 0
+    # q1..q3 have 5, 5 and 7 words
+    assert "| minibeir | 5.67 | 5 | 29.00 | 28 | 30 | 3 |" in capsys.readouterr().out
+
+
+def test_a_directory_without_a_model_is_refused(tmp_path):
+    from tools.evaluate.local import load_embedding_model
+
+    with pytest.raises(FileNotFoundError, match=r"no config\.json"):
+        load_embedding_model(tmp_path)

