@@ -13,8 +13,11 @@ Added, each with the rules of the real thing that the tool could get wrong:
   set when any item failed; semantic fields are embedded as ``passage`` through
   the base class's document path. Fault hooks: ``reject_items`` (the next N
   items get 429 ``es_rejected_execution_exception``, what a saturated write
-  queue or a throttled embedding endpoint looks like) and ``refuse_docs``
-  (ids that fail with 400 ``mapper_parsing_exception``).
+  queue looks like), ``remote_throttle_items`` (the next N items fail with
+  400 and the relayed remote throttling message, how a throttled SageMaker
+  endpoint can surface) and ``refuse_docs`` (ids that fail with 400
+  ``mapper_parsing_exception``). An error of the document path (the model not
+  deployed, say) is an item error too, as in a real bulk response.
 * ``GET /{index}/_count``.
 * ``match`` on a ``text`` field scored with Lucene's BM25 (k1=1.2, b=0.75,
   lower-cased ``\\w+`` tokens as the standard analyzer roughly does); a
@@ -48,6 +51,11 @@ from tests.support.opensearch_emulator import (
     _Handler,
 )
 
+# How an ingest item fails when the endpoint behind the connector throttles: ML
+# Commons relays the remote error in a 400 (the status is not the endpoint's 429).
+REMOTE_THROTTLED = (
+    'Error from remote service: {"message":"ThrottlingException: Rate exceeded for InvokeEndpoint"}'
+)
 NORMALIZATIONS = {"min_max", "l2", "z_score"}
 COMBINATIONS = {"arithmetic_mean", "geometric_mean", "harmonic_mean"}
 
@@ -64,6 +72,7 @@ class SearchEmulator(OpenSearchEmulator):
         self.pipelines: dict[str, dict[str, Any]] = {}
         self.reject_items = 0
         self.refuse_docs: set[str] = set()
+        self.remote_throttle_items = 0
         self.bulk_requests = 0
 
     def start(self) -> SearchEmulator:
@@ -155,9 +164,25 @@ class SearchEmulator(OpenSearchEmulator):
                     )
                 )
                 continue
-            outcome = self._doc_put(
-                Request(r.principal, "PUT", f"/{index}/_doc/{doc_id}", {}, source), index, doc_id
-            )
+            if self.remote_throttle_items > 0:
+                self.remote_throttle_items -= 1
+                items.append(
+                    self._item_error(kind, index, doc_id, 400, "status_exception", REMOTE_THROTTLED)
+                )
+                continue
+            try:
+                outcome = self._doc_put(
+                    Request(r.principal, "PUT", f"/{index}/_doc/{doc_id}", {}, source),
+                    index,
+                    doc_id,
+                )
+            except ApiError as error:  # e.g. the model is not deployed: an item error, as for real
+                items.append(
+                    self._item_error(
+                        kind, index, doc_id, error.status, error.error_type, error.reason
+                    )
+                )
+                continue
             items.append({kind: {**outcome.body, "status": outcome.status}})
         errors = any(next(iter(i.values()))["status"] >= 300 for i in items)
         return Outcome(200, {"took": 1, "errors": errors, "items": items})

@@ -161,9 +161,11 @@ def test_ingest_survives_throttled_requests_and_items_and_checks_the_count(
     client = make_client(emulator)
     emulator.faults.throttle(2, path_prefix="/eval-")  # whole requests answered 429
     emulator.reject_items = 9  # items answered 429 inside a 200 bulk response
+    emulator.remote_throttle_items = 4  # items failed by a throttled endpoint (relayed as 400)
     target = StackTarget(client, model_id=model_id, bulk_docs=10, progress=False)
     runs = target.run(dataset, depth=DEPTH, systems=("bm25",))
-    assert emulator.faults.pending() == 0 and emulator.reject_items == 0
+    assert emulator.faults.pending() == 0
+    assert emulator.reject_items == emulator.remote_throttle_items == 0
     assert client.retries_done >= 2
     assert set(runs) == {"bm25"}
     assert leftovers(emulator) == []

@@ -23,8 +23,9 @@ Systems and how each is asked:
 
 Ingest is the part that meets the endpoint's throughput limits: ``_bulk``
 requests, retried with exponential backoff on HTTP 429/5xx, and items that
-failed with 429 or 5xx resent; any item that fails for another reason stops
-the run with its error. The indexed count is then checked against the corpus.
+failed with 429, 5xx or a relayed throttling error of the model endpoint
+resent; any item that fails for another reason stops the run with its error.
+The indexed count is then checked against the corpus.
 """
 
 from __future__ import annotations
@@ -169,6 +170,17 @@ def _reason(body: Any) -> str:
             if body.get(key):
                 return str(body[key])
     return str(body)[:300]
+
+
+def _throttled(item: dict[str, Any]) -> bool:
+    """A bulk item refused because the model endpoint throttled.
+
+    ML Commons relays a remote model's error inside its own status (often
+    400), so the endpoint's throttling is recognised by its message too;
+    such items are worth resending, unlike a document that cannot be parsed.
+    """
+    reason = _reason(item).lower()
+    return "throttl" in reason or "too many requests" in reason or "rate exceeded" in reason
 
 
 def signed_client(endpoint: str, region: str | None, **kwargs: Any) -> SignedClient:
@@ -367,7 +379,7 @@ class StackTarget:
                 status = int(result.get("status", 0))
                 if 200 <= status < 300:
                     continue
-                if status == 429 or status >= 500:
+                if status == 429 or status >= 500 or _throttled(result):
                     retry.append(doc_id)
                     continue
                 raise StackError(
