@@ -144,10 +144,11 @@ def bar_chart(results: Sequence[DatasetResult], path: Path) -> Path:
         ax.bar(xs, ys, width=width, label=system)
     ax.set_xticks(range(len(groups)))
     ax.set_xticklabels([f"{r.dataset}\n{m}" for r, m in groups], fontsize=8)
-    ax.set_ylim(0, 1)
+    ax.set_ylim(0, 1.05)
     ax.set_ylabel("score")
     ax.set_title("Symmetric vs asymmetric retrieval")
-    ax.legend()
+    # Below the axes: above it the legend would hide bars near 1.0.
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.18), ncol=max(1, len(systems)))
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=120)
