@@ -135,9 +135,10 @@ class SignedClient:
                 raw = self.session.request(
                     method, url, data=data, headers=dict(signed.headers), timeout=self.timeout
                 )
-            except requests.ConnectionError as exc:
+            except (requests.ConnectionError, requests.Timeout) as exc:
+                # Safe to resend: every write here is idempotent (explicit _id, PUT, DELETE).
                 if attempt >= self.max_retries:
-                    raise StackError(f"{method} {path}: connection failed ({exc})") from None
+                    raise StackError(f"{method} {path}: no answer ({exc})") from None
                 status, payload = None, None
             else:
                 status = raw.status_code
@@ -244,27 +245,24 @@ class StackTarget:
         index = f"eval-{_slug(dataset.name)}-{suffix}"
         pipeline = f"{index}-hybrid"
         self.last_index = index
-        created_index = created_pipeline = False
+        # Deleted whatever happens, even after a failed create (a timed-out PUT
+        # may still have created it); a 404 on delete is fine.
+        made_pipeline = "hybrid" in systems
         try:
             vector_field = self.create_index(index)
-            created_index = True
             self.ingest(index, dataset)
-            if "hybrid" in systems:
+            if made_pipeline:
                 self.create_pipeline(pipeline)
-                created_pipeline = True
             runs: dict[str, Run] = {}
             for system in systems:
                 runs[system] = self.query_all(system, index, pipeline, vector_field, dataset, depth)
             return runs
         finally:
             if not self.keep_index:
-                self._cleanup(
-                    index if created_index else None, pipeline if created_pipeline else None
-                )
+                self._cleanup(index, pipeline if made_pipeline else None)
             else:
                 print(
-                    f"kept index {index}"
-                    + (f" and pipeline {pipeline}" if created_pipeline else "")
+                    f"kept index {index}" + (f" and pipeline {pipeline}" if made_pipeline else "")
                 )
 
     def _cleanup(self, index: str | None, pipeline: str | None) -> None:
