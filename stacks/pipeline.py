@@ -342,13 +342,15 @@ class PipelineStack(cdk.Stack):
         for project in self.node.find_all():
             if not isinstance(project, codebuild.CfnProject):
                 continue
-            acknowledge(
-                project,
-                "AwsSolutions-CB4",
-                "Build artifacts go to the pipeline's artifact bucket, encrypted by its key (a "
-                "customer-managed KMS key whenever a stage is in another account); builds keep no "
-                "other output.",
-            )
+            if not self.settings.crosses_accounts:
+                # With cross-account keys every project is given the artifact KMS key.
+                acknowledge(
+                    project.node.scope,  # the L2 project: acknowledgements cover children
+                    "AwsSolutions-CB4",
+                    "Single-account pipeline: build output goes only to the pipeline's artifact "
+                    "bucket (S3-managed encryption); a customer-managed key is added as soon as "
+                    "a stage is in another account.",
+                )
             if project.node.path.startswith(assets.node.path + "/"):
                 continue  # the shared asset role's wildcards are acknowledged below
             # Synth, self-mutation and smoke projects: their roles may write the logs and
