@@ -258,3 +258,28 @@ def test_cli_stack_without_region_or_credentials_is_one_line(tmp_path, capsys, m
     argv = ["stack", "--dataset", "tests/evaluate/fixtures/minibeir", "--endpoint", "https://x"]
     assert main([*argv, "--model-id", "m", "--out", str(tmp_path)]) == 2
     assert capsys.readouterr().err == "error: no AWS region: pass --region or configure one\n"
+
+
+def test_a_refused_delete_is_reported_by_name_without_hiding_the_results(
+    emulator, model_id, dataset, capsys
+):
+    original = emulator.faults.take
+    emulator.faults.add(1, 403, {"Message": "explicit deny"}, path_prefix="/eval-")
+
+    def only_deletes(arn: str, method: str, path: str):
+        return original(arn, method, path) if method == "DELETE" else None
+
+    emulator.faults.take = only_deletes  # type: ignore[method-assign]
+    target = StackTarget(make_client(emulator), model_id=model_id, progress=False)
+    try:
+        runs = target.run(dataset, depth=DEPTH, systems=("bm25",))
+    finally:
+        emulator.faults.take = original  # type: ignore[method-assign]
+    assert set(runs["bm25"]) == set(dataset.qrels)
+    err = capsys.readouterr().err
+    assert (
+        f"warning: DELETE /{target.last_index}: HTTP 403: explicit deny - delete it by hand" in err
+    )
+    assert leftovers(emulator) == [target.last_index]
+    make_client(emulator).ok("DELETE", f"/{target.last_index}")
+    assert leftovers(emulator) == []
