@@ -2,18 +2,22 @@
 
 ``aws_lambda_python_alpha.PythonFunction`` and ``BundlingOptions`` alone need
 Docker, which no developer machine or CI runner here has. This local bundler
-does the same job with the synth machine's own pip: it installs the pinned
-requirements for the Lambda platform (manylinux x86_64 wheels only, for the
-runtime's Python version, ``--no-deps`` so nothing unlisted arrives) into the
-asset directory, then copies the handler package. The Docker image is named
+does the same job on the synth machine: each pinned requirement that is a
+pure-Python distribution already installed at exactly that version is copied
+from the synth environment (so synth works offline); anything else is
+installed with pip for the Lambda platform (manylinux x86_64 wheels only, the
+runtime's Python version, ``--no-deps`` so nothing unlisted arrives). Then the
+handler package is copied. The Docker image is named
 only because CDK requires one; it is used only if this bundler declines.
 """
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 import sys
+from importlib import metadata
 from pathlib import Path
 
 import aws_cdk as cdk
@@ -44,15 +48,11 @@ class PipLocalBundling:
 
     def try_bundle(self, output_dir: str, options: object = None) -> bool:
         out = Path(output_dir)
-        subprocess.run(  # noqa: S603 - fixed argument list, no shell
-            [
-                sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
-                "--target", str(out), "--platform", self.platform, "--implementation", "cp",
-                "--python-version", self.python_version, "--only-binary=:all:", "--no-deps",
-                "--no-compile", "-r", str(self.requirements),
-            ],
-            check=True,
-        )  # fmt: skip
+        pending = [
+            line for line in _requirements(self.requirements) if not _copy_installed_pure(line, out)
+        ]
+        if pending:
+            self._pip_install(pending, out)
         for package in self.packages:
             shutil.copytree(
                 self.source / package,
@@ -63,6 +63,55 @@ class PipLocalBundling:
         for cache in out.rglob("__pycache__"):
             shutil.rmtree(cache, ignore_errors=True)
         return True
+
+    def _pip_install(self, requirements: list[str], out: Path) -> None:
+        subprocess.run(  # noqa: S603 - fixed argument list, no shell
+            [
+                sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
+                "--target", str(out), "--platform", self.platform, "--implementation", "cp",
+                "--python-version", self.python_version, "--only-binary=:all:", "--no-deps",
+                "--no-compile", *requirements,
+            ],
+            check=True,
+        )  # fmt: skip
+
+
+def _requirements(path: Path) -> list[str]:
+    """The pinned lines of a requirements file (``name==version``), comments dropped."""
+    lines = []
+    for raw in path.read_text().splitlines():
+        line = raw.split("#", 1)[0].strip()
+        if line:
+            if not re.fullmatch(r"[A-Za-z0-9_.\-]+==[A-Za-z0-9_.+\-]+", line):
+                raise ValueError(f"{path}: {line!r} is not pinned as name==version")
+            lines.append(line)
+    return lines
+
+
+def _copy_installed_pure(requirement: str, out: Path) -> bool:
+    """Copy an exactly matching, pure-Python distribution from the synth environment.
+
+    A pure wheel (``py3-none-any``) is the same file set on every platform, so
+    the installed copy is what pip would download; copying it keeps synth
+    offline-capable. Anything else (other version, compiled code) goes to pip.
+    """
+    name, version = requirement.split("==")
+    try:
+        dist = metadata.distribution(name)
+    except metadata.PackageNotFoundError:
+        return False
+    wheel = dist.read_text("WHEEL") or ""
+    if dist.version != version or "Root-Is-Purelib: true" not in wheel:
+        return False
+    base = Path(str(dist.locate_file("")))
+    for file in dist.files or []:
+        if "__pycache__" in file.parts or file.suffix == ".pyc" or file.parts[0] == "..":
+            continue
+        source = base / file
+        target = out / file
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(source, target)
+    return True
 
 
 def python_asset(source: Path, packages: list[str], runtime: lambda_.Runtime) -> lambda_.AssetCode:
