@@ -1,0 +1,115 @@
+"""The SigV4 client's retry rules and error parsing, and property coercion, in isolation."""
+
+from __future__ import annotations
+
+import pytest
+from ml_setup.common import Runtime
+from ml_setup.opensearch_client import (
+    Backoff,
+    DeadlineExceeded,
+    OpenSearchClient,
+    OpenSearchError,
+    parse_error,
+)
+from ml_setup.properties import PropertyError, Props
+
+from tests.ml_setup.cfn import FakeClock
+from tests.ml_setup.conftest import OUTSIDER, SETUP
+from tests.ml_setup.http import signed_request
+from tests.support.opensearch_emulator import OpenSearchEmulator
+
+
+def client(
+    emulator: OpenSearchEmulator, clock: FakeClock, seconds: float = 120
+) -> OpenSearchClient:
+    return OpenSearchClient(
+        emulator.endpoint,
+        emulator.region,
+        lambda: SETUP.credentials,
+        deadline=clock.now() + seconds,
+        clock=clock,
+        backoff=Backoff(),
+    )
+
+
+def test_a_post_is_not_retried_on_503_but_is_on_429(
+    emulator: OpenSearchEmulator, clock: FakeClock, runtime: Runtime
+) -> None:
+    emulator.role_mappings["ml_full_access"] = {"backend_roles": [SETUP.arn]}
+    emulator.faults.unavailable(1, path_prefix="/_plugins/_ml/connectors/_search")
+    c = client(emulator, clock)
+    with pytest.raises(OpenSearchError) as caught:
+        c.request("POST", "/_plugins/_ml/connectors/_search", body={"query": {"match_all": {}}})
+    assert caught.value.status == 503
+    emulator.faults.throttle(2, path_prefix="/_plugins/_ml/connectors/_search")
+    response = c.request(
+        "POST", "/_plugins/_ml/connectors/_search", body={"query": {"match_all": {}}}
+    )
+    assert response.status == 200 and len(clock.sleeps) == 2
+
+
+def test_retries_stop_at_the_deadline_with_the_last_error(
+    emulator: OpenSearchEmulator, clock: FakeClock, runtime: Runtime
+) -> None:
+    emulator.faults.down = True
+    started = clock.now()
+    with pytest.raises(DeadlineExceeded) as caught:
+        client(emulator, clock, seconds=90).wait_until_available()
+    assert caught.value.status == 503 and "gave up after" in caught.value.reason
+    assert clock.now() - started < 90
+    assert all(0 <= s <= 20 for s in clock.sleeps)
+
+
+def test_the_emulator_rejects_bad_signatures_wrong_service_and_outsiders(
+    emulator: OpenSearchEmulator,
+) -> None:
+    assert signed_request(emulator, SETUP, "GET", "/_cluster/health", secret="wrong")[0] == 403
+    assert signed_request(emulator, SETUP, "GET", "/_cluster/health", service="aoss")[0] == 403
+    status, body = signed_request(emulator, OUTSIDER, "GET", "/_cluster/health")
+    assert status == 403 and "not authorized" in str(body)
+    # Signed correctly but not mapped to any role: FGAC refuses.
+    status, body = signed_request(emulator, SETUP, "GET", "/_cluster/health")
+    assert status == 403 and body["error"]["type"] == "security_exception"
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        (
+            b'{"error":{"type":"status_exception","reason":"Failed to find model"},"status":404}',
+            ("status_exception", "Failed to find model"),
+        ),
+        (
+            b'{"error":{"type":"IllegalArgumentException","reason":"Invalid Request",'
+            b'"details":"bad"},"status":400}',
+            ("IllegalArgumentException", "Invalid Request: bad"),
+        ),
+        (b'{"status":"NOT_FOUND","message":"\'x\' not found."}', ("NOT_FOUND", "'x' not found.")),
+        (b'{"Message":"User: arn is not authorized"}', ("error", "User: arn is not authorized")),
+        (b"<html>bad gateway</html>", ("http_error", "<html>bad gateway</html>")),
+    ],
+)
+def test_error_shapes_are_reduced_to_type_and_reason(raw: bytes, expected: tuple[str, str]) -> None:
+    assert parse_error(400, raw) == expected
+
+
+def test_backoff_is_full_jitter_and_capped() -> None:
+    backoff = Backoff(base=1.0, cap=20.0)
+    delays = [backoff.delay(attempt) for attempt in range(12) for _ in range(20)]
+    assert all(0 <= d <= 20 for d in delays) and max(delays) > 10
+
+
+def test_cloudformation_strings_are_coerced_and_bad_values_name_the_property() -> None:
+    props = Props({"N": "384", "B": "TRUE", "L": ["a-*"], "J": '{"k": 1}'}, "Custom::X")
+    assert props.integer("N", lo=1, hi=500) == 384
+    assert props.boolean("B") is True
+    assert props.string_list("L", what="list") == ["a-*"]
+    assert props.mapping("J") == {"k": 1}
+    for call in (
+        lambda: Props({"N": "3.5"}, "Custom::X").integer("N", lo=1, hi=9),
+        lambda: Props({"N": "true"}, "Custom::X").integer("N", lo=1, hi=9),
+        lambda: Props({"B": "maybe"}, "Custom::X").boolean("B"),
+        lambda: Props({}, "Custom::X").string("Missing"),
+    ):
+        with pytest.raises(PropertyError, match=r"Custom::X property \w+"):
+            call()
