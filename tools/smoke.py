@@ -153,6 +153,10 @@ class SmokeTest:
             detail, status = str(failed), "FAIL"
         except TransportError as error:
             detail, status = f"domain did not answer ({error})", "FAIL"
+        except (AttributeError, KeyError, TypeError, ValueError) as error:
+            # An answer of the wrong shape (a proxy's HTML page, a changed API): a failed
+            # check with its reason, not a traceback, and cleanup still runs.
+            detail, status = f"unexpected answer ({type(error).__name__}: {error})", "FAIL"
         self.report.checks.append(CheckResult(name, status, self.clock() - start, detail))
         return status == "PASS"
 

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from stacks.config import ConfigError
-from stacks.pipeline_config import load_pipeline_config
+from stacks.pipeline_config import load_pipeline_config, pipeline_requested
 from tests.pipeline.conftest import (
     PIPELINE_ACCOUNT,
     WORKLOAD_ACCOUNT,
@@ -218,3 +218,8 @@ def test_single_account_pipeline_needs_no_cross_account_keys() -> None:
     assert not settings.crosses_accounts
     assert {settings.stage_account(e) for e in settings.stages} == {settings.account}
     assert load_pipeline_config(pipeline_context()).crosses_accounts
+
+
+def test_pipeline_flag_accepts_what_the_cli_and_cdk_json_give() -> None:
+    assert all(pipeline_requested(v) for v in ("true", "True", "1", "yes", True))
+    assert not any(pipeline_requested(v) for v in (None, "false", "0", "", False, "no"))

@@ -192,3 +192,10 @@ def test_plain_http_to_a_real_host_is_refused(capsys) -> None:
         "smoke test could not start: refusing plain HTTP to "
         "search-x.us-east-1.es.amazonaws.com: use https"
     )
+
+
+def test_answer_of_the_wrong_shape_is_a_failed_check_not_a_crash(deployed, capsys) -> None:
+    deployed.domain.faults.add(1, 200, "<html>proxy</html>", path_prefix="/_cluster/health")
+    code, lines = run(deployed, capsys)
+    assert code == 1
+    assert lines[-1].startswith("SMOKE FAILED: domain health: unexpected answer (AttributeError")
