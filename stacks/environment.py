@@ -24,7 +24,9 @@ def build_environment(scope: Construct, config: EnvironmentConfig) -> Environmen
     """Create the stacks of ``config`` under ``scope`` (the app, or a pipeline Stage).
 
     Stack names carry the app and environment names, so several environments
-    can live in one account and region.
+    can live in one account and region, and are set explicitly so that a stack
+    deployed by the pipeline (inside a Stage, which would otherwise prefix the
+    stage name) is the same stack `make deploy` and `make destroy` address.
     """
     env = (
         cdk.Environment(account=config.account, region=config.region)
@@ -35,6 +37,7 @@ def build_environment(scope: Construct, config: EnvironmentConfig) -> Environmen
     endpoint = EmbeddingEndpointStack(
         scope,
         f"{config.prefix}-endpoint",
+        stack_name=f"{config.prefix}-endpoint",
         config=config,
         env=env,
         description=f"{config.prefix}: SageMaker endpoint serving {config.model_id}",
@@ -43,6 +46,7 @@ def build_environment(scope: Construct, config: EnvironmentConfig) -> Environmen
     domain = SearchDomainStack(
         scope,
         f"{config.prefix}-search",
+        stack_name=f"{config.prefix}-search",
         config=config,
         env=env,
         description=f"{config.prefix}: OpenSearch {config.engine_version} domain and its IAM roles",
@@ -51,6 +55,7 @@ def build_environment(scope: Construct, config: EnvironmentConfig) -> Environmen
     ml_setup = MlSetupStack(
         scope,
         f"{config.prefix}-ml-setup",
+        stack_name=f"{config.prefix}-ml-setup",
         config=config,
         domain=domain,
         endpoint=endpoint,

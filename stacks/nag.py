@@ -21,6 +21,14 @@ def enable_nag(app: cdk.App) -> None:
     cdk.Validations.of(app).add_plugins(AwsSolutionsChecks(app))
 
 
+def arn_env(stack: cdk.Stack) -> tuple[str, str]:
+    """Region and account as cdk-nag spells them inside a finding id: the literal value
+    in an environment-specific stack, the pseudo parameter in an agnostic one."""
+    region = "<AWS::Region>" if cdk.Token.is_unresolved(stack.region) else stack.region
+    account = "<AWS::AccountId>" if cdk.Token.is_unresolved(stack.account) else stack.account
+    return region, account
+
+
 def acknowledge(scope: IConstruct, rule_id: str, reason: str) -> None:
     """Accept one cdk-nag finding on ``scope`` (and its children) for ``reason``."""
     if len(reason) < 20:

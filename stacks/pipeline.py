@@ -48,7 +48,7 @@ from constructs import Construct
 
 from stacks.config import EnvironmentConfig
 from stacks.environment import EnvironmentStacks, build_environment
-from stacks.nag import acknowledge
+from stacks.nag import acknowledge, arn_env
 from stacks.pipeline_config import PIPELINE_FLAG, PipelineConfig
 
 SMOKE_STEP_PREFIX = "Smoke-"
@@ -74,14 +74,6 @@ def partition_of(region: str) -> str:
 
 def role_arn(account: str, region: str, name: str) -> str:
     return f"arn:{partition_of(region)}:iam::{account}:role/{name}"
-
-
-def _nag_env(stack: cdk.Stack) -> tuple[str, str]:
-    """Region and account as cdk-nag writes them inside a finding's rule id: the literal
-    value in an environment-specific stack, the pseudo parameter in an agnostic one."""
-    region = "<AWS::Region>" if cdk.Token.is_unresolved(stack.region) else stack.region
-    account = "<AWS::AccountId>" if cdk.Token.is_unresolved(stack.account) else stack.account
-    return region, account
 
 
 class SmokeAccessStack(cdk.Stack):
@@ -131,7 +123,7 @@ class SmokeAccessStack(cdk.Stack):
                 resources=[environment.domain.master_role.role_arn],
             )
         )
-        region, account = _nag_env(self)
+        region, account = arn_env(self)
         for stack in readable_stacks:
             acknowledge(
                 self.role,
@@ -167,31 +159,13 @@ class EnvironmentStage(cdk.Stage):
         self.smoke = SmokeAccessStack(
             self,
             f"{config.prefix}-smoke",
+            stack_name=f"{config.prefix}-smoke",
             config=config,
             environment=self.stacks,
             runner_role_arn=runner_role_arn,
             readable_stacks=self.app_stacks,
             description=f"{config.prefix}: role of the pipeline's post-deploy smoke test",
             tags={"app": config.app_name, "environment": config.name},
-        )
-        self._acknowledge_setup_role_in_explicit_environment()
-
-    def _acknowledge_setup_role_in_explicit_environment(self) -> None:
-        """Workaround, to be removed when search_domain.py builds its rule id with the
-        stack's own region/account: its acknowledgement spells the domain ARN with
-        ``<AWS::Region>:<AWS::AccountId>``, which only matches an environment-agnostic
-        stack. A stage always has an explicit environment, so the same finding then
-        carries literal values and would go unacknowledged."""
-        domain_stack = self.stacks.domain
-        region, account = _nag_env(domain_stack)
-        if region.startswith("<"):
-            return
-        acknowledge(
-            domain_stack.setup_role,
-            f"AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:es:{region}:{account}:"
-            f"domain/{self.config.domain_name}/*]",
-            "The ML Commons, index and security REST paths of this one domain; the domain is "
-            "named exactly.",
         )
 
 
@@ -309,7 +283,7 @@ class PipelineStack(cdk.Stack):
         Every rule id names one resource pattern (logical ids are looked up, not
         guessed), so a new wildcard elsewhere in this stack still fails synth.
         """
-        region, account = _nag_env(self)
+        region, account = arn_env(self)
         inner = self.pipeline.pipeline
         bucket = inner.artifact_bucket
         bucket_id = self.get_logical_id(bucket.node.default_child)

@@ -23,7 +23,7 @@ from constructs import Construct
 
 from stacks.config import EnvironmentConfig
 from stacks.log_retention import retention_days
-from stacks.nag import acknowledge
+from stacks.nag import acknowledge, arn_env
 
 _ENGINE_VERSIONS = {
     "3.5": opensearch.EngineVersion.OPENSEARCH_3_5,
@@ -119,9 +119,10 @@ class SearchDomainStack(cdk.Stack):
                 resources=[self.master_role.role_arn],
             )
         )
+        region, account = arn_env(self)
         acknowledge(
             self.setup_role,
-            f"AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:es:<AWS::Region>:<AWS::AccountId>:"
+            f"AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:es:{region}:{account}:"
             f"domain/{config.domain_name}/*]",
             "The ML Commons, index and security REST paths of this one domain; the domain is "
             "named exactly.",
