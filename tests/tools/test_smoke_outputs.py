@@ -73,10 +73,10 @@ def test_as_master_signs_with_the_master_roles_temporary_credentials(aws) -> Non
 
 
 def test_explicit_stack_names_are_read_as_given(aws) -> None:
-    _deploy("e5search-dev-search", {"DomainEndpoint": "h", "MasterRoleArn": MASTER_ARN})
-    _deploy("e5search-dev-ml-setup", {"ModelId": "m2", "IndexName": "i2"})
-    args = smoke.parse_args(["--env", "dev", "--stack", "e5search-dev-search",
-                             "--stack", "e5search-dev-ml-setup"])  # fmt: skip
+    _deploy("renamed-search", {"DomainEndpoint": "h", "MasterRoleArn": MASTER_ARN})
+    _deploy("renamed-ml-setup", {"ModelId": "m2", "IndexName": "i2"})
+    args = smoke.parse_args(["--env", "dev", "--stack", "renamed-search",
+                             "--stack", "renamed-ml-setup"])  # fmt: skip
     target, _ = smoke.resolve(args, boto3.Session(region_name=REGION))
     assert (target.endpoint, target.model_id, target.index) == ("h", "m2", "i2")
 
