@@ -185,26 +185,53 @@ def test_the_invariance_scenario_catches_unmasked_mean(loaded: inference.Embeddi
 # --------------------------------------------------------------------------- batching
 
 
+LENGTHS = [5, 300, 17, 17, 2, 256, 90, 1, 64, 128, 33, 512, 511]
+
+
 @pytest.mark.parametrize("budget", [1, 50, 300, 4096])
-def test_plan_batches_covers_every_text_once_within_the_budget(budget: int) -> None:
-    lengths = [5, 300, 17, 17, 2, 256, 90, 1, 64, 128, 33]
-    batches = plan_batches(lengths, budget)
+@pytest.mark.parametrize("overhead", [0, 64, 10_000])
+def test_plan_batches_covers_every_text_once_within_the_budget(budget: int, overhead: int) -> None:
+    batches = plan_batches(LENGTHS, budget, overhead)
     flat = [index for batch in batches for index in batch]
-    assert sorted(flat) == list(range(len(lengths)))
+    assert sorted(flat) == list(range(len(LENGTHS)))
     # Longest first, so each sub-batch's padding is set by its first member.
-    assert [lengths[i] for i in flat] == sorted(lengths, reverse=True)
+    assert [LENGTHS[i] for i in flat] == sorted(LENGTHS, reverse=True)
     for batch in batches:
-        padded = len(batch) * max(lengths[i] for i in batch)
+        padded = len(batch) * max(LENGTHS[i] for i in batch)
         assert padded <= budget or len(batch) == 1
 
 
-def test_small_token_budget_gives_the_same_vectors(model_path: Path) -> None:
-    """Sub-batching must not change results: budget 1 runs every text alone."""
+def test_plan_batches_groups_equal_lengths_and_spares_short_texts_from_padding() -> None:
+    assert plan_batches([40] * 12, 4096, 64) == [list(range(12))]
+    # A short query is not padded to a 512-token passage to save one pass...
+    assert plan_batches([512, 12], 4096, 64) == [[0], [1]]
+    # ...unless a pass costs more than that padding (a very high overhead).
+    assert plan_batches([512, 12], 4096, 100_000) == [[0, 1]]
+    # Without overhead, padding is never worth it.
+    assert all(len(batch) == 1 for batch in plan_batches([9, 8, 7, 6], 4096, 0))
+    # The budget caps a group even when grouping would be cheaper.
+    assert plan_batches([100] * 8, 400, 100_000) == [[0, 1, 2, 3], [4, 5, 6, 7]]
+
+
+def test_sub_batching_does_not_change_the_vectors(
+    model_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every text alone (budget 1) and all texts in one padded pass give the same vectors."""
     texts = ["passage: " + text for text in SHORT_TEXTS + LONG_TEXTS]
-    tiny = inference.load_model(model_path, HandlerConfig(threads=2, token_budget=1))
-    large = inference.load_model(model_path, HandlerConfig(threads=2, token_budget=100_000))
-    cosines = row_cosines(inference.embed(tiny, texts), inference.embed(large, texts))
-    assert cosines.min().item() >= 0.99999
+    alone = inference.embed(
+        inference.load_model(model_path, HandlerConfig(threads=2, token_budget=1)), texts
+    )
+    plans: list[list[list[int]]] = []
+    real_plan = inference.plan_batches
+    monkeypatch.setattr(inference, "FORWARD_OVERHEAD_TOKENS", 10**9)
+    monkeypatch.setattr(
+        inference, "plan_batches", lambda *args: plans.append(real_plan(*args)) or plans[-1]
+    )
+    together = inference.embed(
+        inference.load_model(model_path, HandlerConfig(threads=2, token_budget=100_000)), texts
+    )
+    assert len(plans[-1]) == 1 and len(plans[-1][0]) == len(texts)  # really one padded pass
+    assert row_cosines(alone, together).min().item() >= 0.99999
 
 
 # --------------------------------------------------------------------------- limits
