@@ -67,8 +67,8 @@ class MlSetupStack(cdk.Stack):
         **kwargs: object,
     ) -> None:
         super().__init__(scope, construct_id, **kwargs)
-        self.add_dependency(domain)
-        self.add_dependency(endpoint)
+        self.add_stack_dependency(domain)
+        self.add_stack_dependency(endpoint)
         role = domain.setup_role
         # Logs follow the environment's removal policy, like every stateful resource.
         removal = cdk.RemovalPolicy.RETAIN if config.retain else cdk.RemovalPolicy.DESTROY
