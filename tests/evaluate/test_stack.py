@@ -19,7 +19,8 @@ from tests.evaluate.search_emulator import SearchEmulator
 from tests.support.opensearch_emulator import Principal
 from tools.evaluate.local import embed_texts, in_process, run_local
 from tools.evaluate.metrics import evaluate, ranked
-from tools.evaluate.stack import SignedClient, StackError, StackTarget
+from tools.evaluate.stack import StackError, StackTarget
+from tools.signed_http import SignedHttpClient
 
 REGION = "eu-west-1"
 MASTER = Principal("arn:aws:iam::111122223333:role/eval-admin", "AKIAEVALADMIN", "secret-admin")
@@ -62,8 +63,10 @@ def no_spec_violations(request):
         assert violations == []
 
 
-def make_client(emu: SearchEmulator, **kwargs: Any) -> SignedClient:
-    return SignedClient(
+def make_client(emu: SearchEmulator, **kwargs: Any) -> SignedHttpClient:
+    """The evaluation's client configuration (retries on), without real waiting."""
+    kwargs.setdefault("max_retries", 8)
+    return SignedHttpClient(
         emu.endpoint, REGION, lambda: MASTER.credentials, sleep=lambda _s: None, **kwargs
     )
 
@@ -211,17 +214,19 @@ def test_unknown_model_fails_at_index_creation_with_the_servers_reason(emulator,
 
 
 def test_requests_are_sigv4_signed_for_the_es_service(emulator):
-    wrong_region = SignedClient(emulator.endpoint, "us-west-2", lambda: MASTER.credentials)
+    wrong_region = SignedHttpClient(emulator.endpoint, "us-west-2", lambda: MASTER.credentials)
     response = wrong_region.request("GET", "/_cluster/health")
     assert response.status == 403
     assert make_client(emulator).request("GET", "/_cluster/health").status == 200
 
 
 def test_a_bare_host_name_means_https():
-    client = SignedClient("search-x.eu-west-1.es.amazonaws.com", REGION, lambda: MASTER.credentials)
-    assert client.endpoint == "https://search-x.eu-west-1.es.amazonaws.com"
-    with pytest.raises(ValueError, match="is not an http"):
-        SignedClient("ftp://host", REGION, lambda: MASTER.credentials)
+    client = SignedHttpClient(
+        "search-x.eu-west-1.es.amazonaws.com", REGION, lambda: MASTER.credentials
+    )
+    assert client.base == "https://search-x.eu-west-1.es.amazonaws.com"
+    with pytest.raises(ValueError, match="not a domain endpoint"):
+        SignedHttpClient("ftp://host", REGION, lambda: MASTER.credentials)
 
 
 def test_cli_stack_prints_the_table_with_default_credentials(

@@ -166,7 +166,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         elif args.target == "stack":
             from tools.evaluate.stack import StackTarget, signed_client
 
-            client = signed_client(args.endpoint, args.region)
+            # --max-retries bounds both the request retries and the item resends.
+            client = signed_client(args.endpoint, args.region, max_retries=args.max_retries)
             target = StackTarget(
                 client,
                 model_id=args.model_id,

@@ -30,147 +30,28 @@ The indexed count is then checked against the corpus.
 
 from __future__ import annotations
 
-import json
-import random
 import re
 import sys
 import time
 import uuid
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
 from typing import Any
-from urllib.parse import urlencode, urlsplit
 
-import requests
-from botocore.auth import SigV4Auth
-from botocore.awsrequest import AWSRequest
 from tqdm import tqdm
 
 from tools.evaluate.datasets import Dataset
 from tools.evaluate.metrics import Run
+from tools.signed_http import SignedHttpClient, SignedHttpError, TransportError, error_text
 
 SEMANTIC_FIELD = "passage_text"
 BM25_FIELD = "bm25_text"
 HYBRID_WEIGHTS = (0.3, 0.7)  # (bm25, semantic): must sum to 1, neural-search checks it
-RETRY_STATUSES = frozenset({429, 502, 503, 504})
 PREDICT_BATCH = 10  # texts per _predict call, like neural-search's ingest batches
 SYSTEMS = ("symmetric", "asymmetric", "bm25", "hybrid")
 
 
 class StackError(RuntimeError):
     """The deployed environment refused or failed something; the message says what."""
-
-
-@dataclass(frozen=True)
-class Response:
-    """Status and decoded JSON body of one HTTP exchange."""
-
-    status: int
-    body: Any
-
-
-CredentialsSource = Callable[[], Any]  # returns botocore (ReadOnly)Credentials
-
-
-class SignedClient:
-    """A minimal OpenSearch HTTP client: SigV4 (service ``es``) on every request, bounded retries.
-
-    Not opensearch-py: we need a dozen calls, and owning the signing and the
-    retry rule (which statuses, how long) is simpler than configuring them.
-    Credentials are fetched per request so that refreshed role credentials
-    are used on long ingests.
-    """
-
-    def __init__(
-        self,
-        endpoint: str,
-        region: str,
-        credentials: CredentialsSource,
-        *,
-        max_retries: int = 8,
-        backoff_base: float = 0.5,
-        backoff_cap: float = 30.0,
-        timeout: float = 120.0,
-        sleep: Callable[[float], None] = time.sleep,
-    ) -> None:
-        # The stacks' DomainEndpoint output is a bare host name: HTTPS is implied.
-        parts = urlsplit(endpoint if "://" in endpoint else f"https://{endpoint}")
-        if parts.scheme not in ("https", "http") or not parts.netloc:
-            raise ValueError(f"--endpoint {endpoint!r} is not an http(s) URL")
-        self.endpoint = f"{parts.scheme}://{parts.netloc}"
-        self.region = region
-        self.credentials = credentials
-        self.max_retries = max_retries
-        self.backoff_base = backoff_base
-        self.backoff_cap = backoff_cap
-        self.timeout = timeout
-        self.sleep = sleep
-        self.session = requests.Session()
-        self.retries_done = 0
-
-    def request(
-        self,
-        method: str,
-        path: str,
-        *,
-        params: dict[str, str] | None = None,
-        body: Any = None,
-        ndjson: Iterable[dict[str, Any]] | None = None,
-    ) -> Response:
-        """Send one request; retry 429/502/503/504 and dropped connections with backoff."""
-        url = self.endpoint + path + (f"?{urlencode(params)}" if params else "")
-        headers: dict[str, str] = {}
-        data: bytes | None = None
-        if ndjson is not None:
-            data = "".join(json.dumps(line) + "\n" for line in ndjson).encode()
-            headers["Content-Type"] = "application/x-ndjson"
-        elif body is not None:
-            data = json.dumps(body).encode()
-            headers["Content-Type"] = "application/json"
-        attempt = 0
-        while True:
-            signed = AWSRequest(method=method, url=url, data=data, headers=dict(headers))
-            SigV4Auth(self.credentials(), "es", self.region).add_auth(signed)
-            try:
-                raw = self.session.request(
-                    method, url, data=data, headers=dict(signed.headers), timeout=self.timeout
-                )
-            except (requests.ConnectionError, requests.Timeout) as exc:
-                # Safe to resend: every write here is idempotent (explicit _id, PUT, DELETE).
-                if attempt >= self.max_retries:
-                    raise StackError(f"{method} {path}: no answer ({exc})") from None
-                status, payload = None, None
-            else:
-                status = raw.status_code
-                try:
-                    payload = raw.json() if raw.content else None
-                except ValueError:
-                    payload = raw.text
-                if status not in RETRY_STATUSES or attempt >= self.max_retries:
-                    return Response(status, payload)
-            attempt += 1
-            self.retries_done += 1
-            delay = min(self.backoff_cap, self.backoff_base * 2 ** (attempt - 1))
-            self.sleep(delay * (0.5 + random.random() / 2))  # noqa: S311 - jitter, not crypto
-
-    def ok(self, method: str, path: str, **kwargs: Any) -> Any:
-        """Send and return the body; a non-2xx answer raises :class:`StackError` naming it."""
-        response = self.request(method, path, **kwargs)
-        if not 200 <= response.status < 300:
-            raise StackError(f"{method} {path}: HTTP {response.status}: {_reason(response.body)}")
-        return response.body
-
-
-def _reason(body: Any) -> str:
-    """The error's reason from an OpenSearch, security-plugin or AWS front-end error body."""
-    if isinstance(body, dict):
-        error = body.get("error")
-        if isinstance(error, dict):
-            return f"{error.get('type', 'error')}: {error.get('reason', '')}".strip()
-        for key in ("message", "Message", "error"):
-            if body.get(key):
-                return str(body[key])
-    return str(body)[:300]
 
 
 def _throttled(item: dict[str, Any]) -> bool:
@@ -180,12 +61,25 @@ def _throttled(item: dict[str, Any]) -> bool:
     400), so the endpoint's throttling is recognised by its message too;
     such items are worth resending, unlike a document that cannot be parsed.
     """
-    reason = _reason(item).lower()
+    reason = error_text(item).lower()
     return "throttl" in reason or "too many requests" in reason or "rate exceeded" in reason
 
 
-def signed_client(endpoint: str, region: str | None, **kwargs: Any) -> SignedClient:
-    """A client with the default AWS credential chain (env, profile, SSO, instance role)."""
+def signed_client(
+    endpoint: str,
+    region: str | None,
+    *,
+    max_retries: int = 8,
+    timeout: float = 120.0,
+    **kwargs: Any,
+) -> SignedHttpClient:
+    """A retrying client with the default AWS credential chain (env, profile, SSO, instance role).
+
+    Retries are on (unlike the smoke test's one attempt) because an ingest of
+    thousands of documents will meet throttling and brief unavailability, and
+    starting it over costs more than waiting. The timeout is long because a
+    ``_bulk`` request embeds every document through the model endpoint.
+    """
     import boto3
 
     session = boto3.Session(region_name=region)
@@ -197,7 +91,14 @@ def signed_client(endpoint: str, region: str | None, **kwargs: Any) -> SignedCli
     def credentials() -> Any:
         return session.get_credentials().get_frozen_credentials()
 
-    return SignedClient(endpoint, session.region_name, credentials, **kwargs)
+    return SignedHttpClient(
+        endpoint,
+        session.region_name,
+        credentials,
+        max_retries=max_retries,
+        timeout=timeout,
+        **kwargs,
+    )
 
 
 def _slug(name: str) -> str:
@@ -209,7 +110,7 @@ class StackTarget:
 
     def __init__(
         self,
-        client: SignedClient,
+        client: SignedHttpClient,
         *,
         model_id: str,
         bulk_docs: int = 100,
@@ -274,18 +175,41 @@ class StackTarget:
                 response = self.client.request("DELETE", path)
                 if response.status not in (200, 404):
                     print(
-                        f"warning: DELETE {path}: HTTP {response.status}: {_reason(response.body)}"
-                        " - delete it by hand",
+                        f"warning: DELETE {path}: HTTP {response.status}: "
+                        f"{error_text(response.body)} - delete it by hand",
                         file=sys.stderr,
                     )
-            except StackError as exc:
-                print(f"warning: {exc} - delete it by hand", file=sys.stderr)
+            except TransportError as exc:
+                print(
+                    f"warning: DELETE {path}: no answer ({exc}) - delete it by hand",
+                    file=sys.stderr,
+                )
+
+    def _ok(
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        params: Mapping[str, str] | None = None,
+        **kwargs: Any,
+    ) -> Any:
+        """The client's ``ok`` with its failures as :class:`StackError`, naming the call.
+
+        One exception type lets the CLI and the tests treat "the environment
+        refused" alike, whether the refusal came from HTTP or from our checks.
+        """
+        try:
+            return self.client.ok(method, path, body, params, **kwargs)
+        except TransportError as exc:
+            raise StackError(f"{method} {path}: no answer ({exc})") from exc
+        except SignedHttpError as exc:
+            raise StackError(str(exc)) from exc
 
     # -- index and pipeline
 
     def create_index(self, index: str) -> str:
         """Create the semantic index and return the path of the vector OpenSearch derived for it."""
-        self.client.ok(
+        self._ok(
             "PUT",
             f"/{index}",
             body={
@@ -301,7 +225,7 @@ class StackTarget:
                 },
             },
         )
-        body = self.client.ok("GET", f"/{index}")
+        body = self._ok("GET", f"/{index}")
         properties = body[index]["mappings"]["properties"]
         info = properties.get(f"{SEMANTIC_FIELD}_semantic_info", {}).get("properties", {})
         for name, spec in info.items():
@@ -313,7 +237,7 @@ class StackTarget:
 
     def create_pipeline(self, name: str) -> None:
         """The hybrid search pipeline: min-max normalisation, weighted arithmetic mean."""
-        self.client.ok(
+        self._ok(
             "PUT",
             f"/_search/pipeline/{name}",
             body={
@@ -354,8 +278,8 @@ class StackTarget:
             f"ingested {len(doc_ids):,} documents in {elapsed:.1f} s "
             f"({self.last_throughput:.1f} docs/s, {self.client.retries_done} request retries)"
         )
-        self.client.ok("POST", f"/{index}/_refresh")
-        count = self.client.ok("GET", f"/{index}/_count")["count"]
+        self._ok("POST", f"/{index}/_refresh", idempotent=True)
+        count = self._ok("GET", f"/{index}/_count")["count"]
         if count != len(doc_ids):
             raise StackError(f"{index}: {count} documents indexed, corpus has {len(doc_ids)}")
 
@@ -368,7 +292,8 @@ class StackTarget:
                 text = passage.indexed_text
                 lines.append({"index": {"_id": doc_id}})
                 lines.append({"doc_id": doc_id, BM25_FIELD: text, SEMANTIC_FIELD: text})
-            body = self.client.ok("POST", f"/{index}/_bulk", ndjson=lines)
+            # Explicit ids make a resent bulk overwrite, never duplicate: idempotent.
+            body = self._ok("POST", f"/{index}/_bulk", ndjson=lines, idempotent=True)
             if not body.get("errors"):
                 return
             retry: list[str] = []
@@ -381,7 +306,7 @@ class StackTarget:
                     retry.append(doc_id)
                     continue
                 raise StackError(
-                    f"document {doc_id!r} was refused (HTTP {status}): {_reason(result)}"
+                    f"document {doc_id!r} was refused (HTTP {status}): {error_text(result)}"
                 )
             if not retry:
                 return
@@ -425,11 +350,12 @@ class StackTarget:
             else:
                 query = {"hybrid": {"queries": [self._match(text), self._neural(text, depth)]}}
                 params = {"search_pipeline": pipeline}
-            body = self.client.ok(
+            body = self._ok(
                 "POST",
                 f"/{index}/_search",
-                params=params,
-                body={"size": depth, "_source": False, "query": query},
+                {"size": depth, "_source": False, "query": query},
+                params,
+                idempotent=True,  # a search changes nothing
             )
             run[qid] = {hit["_id"]: float(hit["_score"]) for hit in body["hits"]["hits"]}
         return run
@@ -444,10 +370,11 @@ class StackTarget:
 
     def predict(self, texts: list[str], content_type: str) -> list[list[float]]:
         """Embed through ML Commons ``_predict`` (what the connector sends to the endpoint)."""
-        body = self.client.ok(
+        body = self._ok(
             "POST",
             f"/_plugins/_ml/models/{self.model_id}/_predict",
-            body={"parameters": {"texts": texts, "content_type": content_type}},
+            {"parameters": {"texts": texts, "content_type": content_type}},
+            idempotent=True,  # an embedding changes nothing
         )
         try:
             vectors = body["inference_results"][0]["output"][0]["dataAsMap"]["response"]
