@@ -251,10 +251,7 @@ def main(argv: list[str] | None = None) -> None:
     model = inference.load_model(args.model_dir, config)
     words = vocabulary(model)
     corpus = make_corpus(words, passages=args.requests * 10, queries=args.queries, seed=args.seed)
-    lengths = [
-        len(model.tokenizer(t, truncation=True, max_length=model.max_tokens)["input_ids"])
-        for t in corpus.passages
-    ]
+    lengths = [len(ids) for ids in model.tokenizer(corpus.passages, verbose=False)["input_ids"]]
     word_counts = [len(t.split()) for t in corpus.passages]
 
     load_before = os.getloadavg()

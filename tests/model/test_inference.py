@@ -263,6 +263,7 @@ def test_configured_prefixes_are_used(loaded: inference.EmbeddingModel, model_pa
     assert row_cosines(got_passage, expected_passage).item() >= 0.99999
 
 
+@pytest.mark.filterwarnings("ignore::DeprecationWarning", "ignore::UserWarning")
 def test_int8_switch_quantizes_and_stays_normalised(model_path: Path) -> None:
     int8 = inference.load_model(model_path, HandlerConfig(threads=1, int8=True))
     dynamic_linear = torch.ao.nn.quantized.dynamic.Linear
