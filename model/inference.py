@@ -35,7 +35,7 @@ import json
 import logging
 import os
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -72,6 +72,7 @@ DEFAULT_TOKEN_BUDGET = 4096
 # it in a pass of its own wins. Measured: 32 to 512 give the same throughput at
 # 1 thread; with 2 threads on a busy CPU larger values win, hence per thread.
 FORWARD_OVERHEAD_TOKENS = 64
+GPU_PASS_OVERHEAD_TOKENS = 4096
 
 CONTENT_TYPES = ("query", "passage")
 JSON_MEDIA_TYPE = "application/json"
@@ -199,6 +200,7 @@ class EmbeddingModel:
     model: torch.nn.Module
     config: HandlerConfig
     max_tokens: int
+    device: torch.device = field(default_factory=lambda: torch.device("cpu"))
 
     @property
     def dimension(self) -> int:
@@ -224,6 +226,11 @@ def model_fn(model_dir: str) -> EmbeddingModel:
 def load_model(model_dir: str | Path, cfg: HandlerConfig) -> EmbeddingModel:
     """Load with an explicit configuration (what tests and the benchmark call)."""
     torch.set_num_threads(cfg.threads)
+    # A GPU instance type gets the GPU; this path is not exercised here (the
+    # CPU-only machines that run the tests have none).
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if cfg.int8 and device.type != "cpu":
+        raise ValueError(f"{ENV_INT8}: dynamic int8 quantisation runs on CPU only")
     tokenizer = AutoTokenizer.from_pretrained(str(model_dir))
     model = AutoModel.from_pretrained(str(model_dir))
     model.eval()
@@ -231,11 +238,13 @@ def load_model(model_dir: str | Path, cfg: HandlerConfig) -> EmbeddingModel:
         # Dynamic int8 of the Linear layers: opt-in only, its quality cost is
         # measured by benchmarks/model_throughput.py and is not small.
         model = torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
+    model.to(device)
     loaded = EmbeddingModel(
         tokenizer=tokenizer,
         model=model,
         config=cfg,
         max_tokens=resolve_max_tokens(Path(model_dir), tokenizer, model.config, cfg.max_tokens),
+        device=device,
     )
     # One tiny pass at load time so the first real request does not pay for
     # lazy initialisation inside torch.
@@ -457,7 +466,9 @@ def embed(model: EmbeddingModel, texts: Sequence[str]) -> torch.Tensor:
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     out = torch.empty((len(ids), model.dimension), dtype=torch.float32)
     with torch.inference_mode():
-        overhead = FORWARD_OVERHEAD_TOKENS * model.config.threads
+        # On a GPU a pass costs kernel launches, not tokens: batch generously.
+        per_pass = GPU_PASS_OVERHEAD_TOKENS if model.device.type != "cpu" else 0
+        overhead = per_pass or FORWARD_OVERHEAD_TOKENS * model.config.threads
         for batch in plan_batches(lengths, model.config.token_budget, overhead):
             width = max(lengths[i] for i in batch)
             input_ids = torch.full((len(batch), width), pad_id, dtype=torch.long)
@@ -465,8 +476,9 @@ def embed(model: EmbeddingModel, texts: Sequence[str]) -> torch.Tensor:
             for row, index in enumerate(batch):
                 input_ids[row, : lengths[index]] = torch.tensor(ids[index], dtype=torch.long)
                 mask[row, : lengths[index]] = 1
+            input_ids, mask = input_ids.to(model.device), mask.to(model.device)
             hidden = model.model(input_ids=input_ids, attention_mask=mask).last_hidden_state
-            out[batch] = masked_mean_normalised(hidden.float(), mask)
+            out[batch] = masked_mean_normalised(hidden.float(), mask).cpu()
     return out
 
 
