@@ -53,6 +53,11 @@ def setup_role_name(config: EnvironmentConfig) -> str:
     return f"{config.prefix}-ml-setup"
 
 
+def client_role_name(config: EnvironmentConfig) -> str:
+    """The security-plugin role the domain stack's search-client IAM role is mapped to."""
+    return f"{config.prefix}-search-client"
+
+
 class MlSetupStack(cdk.Stack):
     """Access mapping -> connector -> model -> semantic index, with stack outputs."""
 
@@ -167,8 +172,12 @@ class MlSetupStack(cdk.Stack):
                 "MasterRoleArn": domain.master_role.role_arn,
                 "SetupRoleArn": role.role_arn,
                 "RoleName": setup_role_name(config),
-                # Concrete index names are <index_name>-<8 hex> (docs/ml-setup.md).
-                "IndexPatterns": [f"{index_base}-*"],
+                "ClientRoleArn": domain.client_role.role_arn,
+                "ClientRoleName": client_role_name(config),
+                # Concrete index names are <index_name>-<8 hex>; <index_name> itself is
+                # the alias that follows the current one (docs/ml-setup.md). Both the
+                # setup role (manage) and the client role (documents) use these.
+                "IndexPatterns": [f"{index_base}-*", index_base],
             },
         )
         connector = resource(
@@ -225,12 +234,24 @@ class MlSetupStack(cdk.Stack):
         self.connector_id = connector.get_att_string("ConnectorId")
         self.model_id = model.get_att_string("ModelId")
         self.index_name = index.get_att_string("IndexName")
+        self.index_alias = index.get_att_string("IndexAlias")
         # DomainEndpoint is an output of the domain stack (re-exporting an import
         # here is what cfn-lint W6001 warns about); tools read both stacks.
         cdk.CfnOutput(self, "SemanticField", value=config.semantic_field)
         cdk.CfnOutput(self, "ConnectorId", value=self.connector_id)
         cdk.CfnOutput(self, "ModelId", value=self.model_id)
-        cdk.CfnOutput(self, "IndexName", value=self.index_name)
+        cdk.CfnOutput(
+            self,
+            "IndexAlias",
+            value=self.index_alias,
+            description="Stable name for clients: the alias always points at the current index",
+        )
+        cdk.CfnOutput(
+            self,
+            "IndexName",
+            value=self.index_name,
+            description="The concrete index behind IndexAlias (changes when the index is replaced)",
+        )
 
     def _arn_of(self, function: Construct) -> str:
         """cdk-nag's evidence string for ``<Function>.Arn``."""

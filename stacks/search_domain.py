@@ -3,7 +3,8 @@
 Security choices, all on by default: fine-grained access control with an IAM
 role as master user (no internal user, no password), encryption at rest,
 node-to-node encryption, HTTPS only with TLS 1.2+ and perfect forward secrecy,
-and a domain access policy that names only the roles this stack creates.
+and a domain access policy that names only the roles this stack creates (master,
+setup, search client).
 
 The roles live here, beside the domain, because the domain's access policy
 must name them and the connector role's trust policy must name the domain;
@@ -32,7 +33,7 @@ _ENGINE_VERSIONS = {
 
 
 class SearchDomainStack(cdk.Stack):
-    """OpenSearch domain, its logs, and the master, setup and connector roles."""
+    """OpenSearch domain, its logs, and the master, setup, search-client and connector roles."""
 
     def __init__(
         self, scope: Construct, construct_id: str, *, config: EnvironmentConfig, **kwargs
@@ -69,6 +70,31 @@ class SearchDomainStack(cdk.Stack):
             ),
             max_session_duration=cdk.Duration.hours(1),
         )
+        # What applications (and the pipeline's smoke test) act as: inside
+        # OpenSearch it is mapped only to the <app>-<env>-search-client role
+        # (documents of this app's index, ML predict), so day-to-day search
+        # never needs the master role. No IAM path: FGAC matches the backend
+        # role against the path-less ARN of the assumed-role session.
+        self.client_role = iam.Role(
+            self,
+            "ClientRole",
+            assumed_by=iam.AccountRootPrincipal(),
+            description=(
+                f"Search client of {config.prefix}: index, search and delete documents of its "
+                "semantic index; assumable by identities of this account whose IAM policies "
+                "allow it"
+            ),
+            max_session_duration=cdk.Duration.hours(1),
+        )
+        self.client_role.add_to_policy(
+            iam.PolicyStatement(
+                sid="SearchThisDomain",
+                # No ESHttpPatch: PATCH is only used by the security REST API.
+                actions=["es:ESHttpGet", "es:ESHttpHead", "es:ESHttpPost", "es:ESHttpPut",
+                         "es:ESHttpDelete"],
+                resources=[self.domain_arn, f"{self.domain_arn}/*"],
+            )
+        )  # fmt: skip
         self.connector_role = iam.Role(
             self,
             "ConnectorRole",
@@ -126,6 +152,13 @@ class SearchDomainStack(cdk.Stack):
             f"domain/{config.domain_name}/*]",
             "The ML Commons, index and security REST paths of this one domain; the domain is "
             "named exactly.",
+        )
+        acknowledge(
+            self.client_role,
+            f"AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:es:{region}:{account}:"
+            f"domain/{config.domain_name}/*]",
+            "The REST paths of this one domain (documents, search, predict); what the client may "
+            "do inside it is limited by its fine-grained access control role.",
         )
 
         log_groups = {
@@ -213,7 +246,13 @@ class SearchDomainStack(cdk.Stack):
                 {
                     "Sid": "OnlyThisAppsRoles",
                     "Effect": "Allow",
-                    "Principal": {"AWS": [self.master_role.role_arn, self.setup_role.role_arn]},
+                    "Principal": {
+                        "AWS": [
+                            self.master_role.role_arn,
+                            self.setup_role.role_arn,
+                            self.client_role.role_arn,
+                        ]
+                    },
                     "Action": "es:ESHttp*",
                     "Resource": f"{self.domain_arn}/*",
                 }
@@ -231,20 +270,28 @@ class SearchDomainStack(cdk.Stack):
             value=self.master_role.role_arn,
             description="Assume this role to administer the domain (Dashboards, role mappings)",
         )
+        cdk.CfnOutput(
+            self,
+            "SearchClientRoleArn",
+            value=self.client_role.role_arn,
+            description=(
+                "Assume this role to index and search documents (least privilege; not the master)"
+            ),
+        )
 
     def _acknowledge_domain_findings(self) -> None:
         config = self.config
         acknowledge(
             self.domain,
             "AwsSolutions-OS1",
-            "Public HTTPS endpoint by design: every request must be SigV4-signed by one of the two "
-            "roles the access policy names and pass fine-grained access control; a VPC would force "
-            "the custom-resource Lambda and every client into it.",
+            "Public HTTPS endpoint by design: every request must be SigV4-signed by one of the "
+            "three roles the access policy names and pass fine-grained access control; a VPC would "
+            "force the custom-resource Lambda and every client into it.",
         )
         acknowledge(
             self.domain,
             "AwsSolutions-OS3",
-            "Access is limited by IAM principal (two named roles) rather than source IP: clients "
+            "Access is limited by IAM principal (three named roles) rather than source IP: clients "
             "are Lambda functions and pipelines without stable addresses.",
         )
         if not config.dedicated_master_count:

@@ -2,7 +2,7 @@
 
     python -m tools.smoke --env dev                       # outputs from CloudFormation
     python -m tools.smoke --endpoint HOST --model-id ID --index NAME
-    python -m tools.smoke --env prod --assume-role ARN --as-master --json
+    python -m tools.smoke --env prod --assume-role ARN --as-client --json
 
 A deployment can report success while neural queries fail (model not deployed,
 endpoint ignoring the query/passage prefix, ingest not embedding). Each check
@@ -21,8 +21,16 @@ becomes the one-line reason; the exit code is 1 for a failed check and 2 when
 the test could not start (outputs or credentials missing).
 
 Stack outputs read (the contract with the stacks): ``DomainEndpoint``,
-``ModelId``, ``IndexName``, optionally ``SemanticField``,
-``EmbeddingDimension`` and, for ``--as-master``, ``MasterRoleArn``.
+``ModelId``, ``IndexAlias`` (the stable name clients use; ``IndexName``, the
+concrete index, when a stack predates the alias), optionally
+``SemanticField``, ``EmbeddingDimension`` and, for ``--as-client``,
+``SearchClientRoleArn`` or, for ``--as-master``, ``MasterRoleArn``.
+
+Identity: ``--as-client`` signs as the domain's least-privilege search-client
+role, which can do exactly what these checks need (what any search application
+needs); that is what the pipeline uses, so a passing smoke test also proves the
+client role's fine-grained permissions. ``--as-master`` (all_access) remains
+for diagnosing a domain whose client mapping is broken.
 """
 
 from __future__ import annotations
@@ -44,7 +52,7 @@ from tools.signed_http import Response, SignedHttpClient, TransportError
 
 ML = "/_plugins/_ml"
 DEFAULT_FIELD = "passage_text"
-OUTPUT_KEYS = ("DomainEndpoint", "ModelId", "IndexName")
+OUTPUT_KEYS = ("DomainEndpoint", "ModelId", "IndexAlias")
 # A passage and a question it answers, sharing few words with each other and
 # with anything a real corpus is likely to hold near the top.
 PASSAGE = (
@@ -70,6 +78,7 @@ class Target:
     field: str = DEFAULT_FIELD
     dimension: int | None = None
     master_role_arn: str | None = None
+    client_role_arn: str | None = None
 
 
 @dataclass
@@ -315,6 +324,10 @@ def stack_outputs(
 
 
 def target_from_outputs(outputs: dict[str, str], region: str, stack_names: Sequence[str]) -> Target:
+    outputs = dict(outputs)
+    if "IndexAlias" not in outputs and "IndexName" in outputs:
+        # A stack deployed before the alias existed: its concrete index still works.
+        outputs["IndexAlias"] = outputs["IndexName"]
     missing = [key for key in OUTPUT_KEYS if key not in outputs]
     if missing:
         raise SetupError(
@@ -325,11 +338,12 @@ def target_from_outputs(outputs: dict[str, str], region: str, stack_names: Seque
     return Target(
         endpoint=outputs["DomainEndpoint"],
         model_id=outputs["ModelId"],
-        index=outputs["IndexName"],
+        index=outputs["IndexAlias"],
         region=region,
         field=outputs.get("SemanticField", DEFAULT_FIELD),
         dimension=int(dimension) if dimension else None,
         master_role_arn=outputs.get("MasterRoleArn"),
+        client_role_arn=outputs.get("SearchClientRoleArn"),
     )
 
 
@@ -372,10 +386,18 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         metavar="ARN",
         help="assume this role first (repeatable: a chain, in order)",
     )
-    parser.add_argument(
+    identity = parser.add_mutually_exclusive_group()
+    identity.add_argument(
+        "--as-client",
+        action="store_true",
+        help="sign requests as the domain's least-privilege search-client role "
+        "(SearchClientRoleArn output; what the pipeline uses)",
+    )
+    identity.add_argument(
         "--as-master",
         action="store_true",
-        help="sign requests as the domain's master role (MasterRoleArn output)",
+        help="sign requests as the domain's master role (MasterRoleArn output; all_access, "
+        "for diagnosis only)",
     )
     parser.add_argument("--timeout", type=float, default=60.0, help="seconds per HTTP request")
     parser.add_argument("--json", action="store_true", help="one JSON document on stdout")
@@ -393,13 +415,15 @@ def resolve(args: argparse.Namespace, session: boto3.Session) -> tuple[Target, b
         raise SetupError("no region: pass --region or configure one for the AWS session")
     for role in args.assume_role:
         session = assume(session, role, region)
-    needs_outputs = args.as_master or not all((args.endpoint, args.model_id, args.index))
+    needs_outputs = (
+        args.as_master or args.as_client or not all((args.endpoint, args.model_id, args.index))
+    )
     if needs_outputs:
         app = args.app or default_app_name()
         names = args.stack or [f"{app}-{args.env}-search", f"{app}-{args.env}-ml-setup"]
         outputs = stack_outputs(session, region, names)
         overrides = {"DomainEndpoint": args.endpoint, "ModelId": args.model_id,
-                     "IndexName": args.index}  # fmt: skip
+                     "IndexAlias": args.index}  # fmt: skip
         outputs.update({k: v for k, v in overrides.items() if v})
         target = target_from_outputs(outputs, region, names)
     else:
@@ -408,6 +432,13 @@ def resolve(args: argparse.Namespace, session: boto3.Session) -> tuple[Target, b
         target.field = args.field
     if args.dimension:
         target.dimension = args.dimension
+    if args.as_client:
+        if not target.client_role_arn:
+            raise SetupError(
+                "--as-client: no SearchClientRoleArn output in the environment's stacks "
+                "(deploy the current search stack, or use --as-master)"
+            )
+        session = assume(session, target.client_role_arn, region)
     if args.as_master:
         if not target.master_role_arn:
             raise SetupError("--as-master: no MasterRoleArn output in the environment's stacks")

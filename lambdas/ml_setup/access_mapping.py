@@ -5,8 +5,12 @@ then:
 * adds the setup role's ARN as a backend role of ``ml_full_access`` by JSON
   Patch (other entries of that shared mapping are never rewritten);
 * creates a role of our own that may manage only this app's index pattern, and
-  maps exactly the setup role to it.
-Delete removes exactly those three things. Never ``all_access``, never a
+  maps exactly the setup role to it;
+* creates the search-client role ``<app>-<env>-search-client``, which may do
+  what a search application does and nothing more (see ``CLIENT_*`` below),
+  and maps exactly the domain stack's client IAM role to it. Without it every
+  application (and the pipeline's smoke test) would have to act as the master.
+Delete removes exactly those five things. Never ``all_access``, never a
 wildcard backend role.
 
 The physical id never changes: every property is updated in place, because a
@@ -21,7 +25,7 @@ from dataclasses import dataclass
 
 from .common import Ctx, Outcome, best_effort
 from .opensearch_client import OpenSearchClient
-from .properties import ROLE_ARN, Props
+from .properties import ROLE_ARN, PropertyError, Props
 
 LOG = logging.getLogger(__name__)
 
@@ -31,6 +35,30 @@ SECURITY = "/_plugins/_security/api"
 # Index management only (create, mapping, settings, delete, monitor): the
 # setup role never reads or writes documents.
 INDEX_ACTIONS = ("indices:admin/*", "indices:monitor/*")
+# The search client: each permission is here because a request a search
+# application makes needs it (security plugin action names).
+CLIENT_CLUSTER_ACTIONS = (
+    # GET /_cluster/health: readiness checks (the smoke test's first check).
+    "cluster:monitor/health",
+    # Semantic-field ingest and neural queries run ML Commons predict under the
+    # caller's identity (neural-search calls ML Commons through the node client
+    # in the request's security context); also direct _predict calls.
+    "cluster:admin/opensearch/ml/predict",
+    # neural-search reads the model (asymmetric model config, content type);
+    # the smoke test checks that the model is DEPLOYED.
+    "cluster:admin/opensearch/ml/models/get",
+    # _bulk is a cluster-level action in the security plugin (isClusterPerm);
+    # each item is then checked as indices:data/write/index on its index.
+    "indices:data/write/bulk",
+)
+CLIENT_INDEX_ACTIONS = (
+    "indices:data/read/get",  # GET _doc
+    "indices:data/read/search*",  # _search (neural, knn, match), _count
+    "indices:data/write/index",  # PUT/POST _doc and bulk index items (semantic ingest)
+    "indices:data/write/delete",  # DELETE _doc
+    "indices:data/write/bulk*",  # bulk shard requests (indices:data/write/bulk[s])
+    "indices:admin/refresh*",  # POST _refresh
+)
 
 
 @dataclass(frozen=True)
@@ -39,24 +67,48 @@ class Spec:
     setup_role_arn: str
     role_name: str
     index_patterns: tuple[str, ...]
+    # None only in the OldResourceProperties of a resource created before the
+    # search-client role existed (an Update must still be able to read them).
+    client_role_arn: str | None = None
+    client_role_name: str | None = None
 
     @classmethod
-    def parse(cls, props: Props) -> Spec:
+    def parse(cls, props: Props, *, require_client: bool = True) -> Spec:
         patterns = props.string_list(
             "IndexPatterns",
             pattern=r"[a-z0-9][a-z0-9_\-]{1,200}\*?",
             what="a list of index names or prefix patterns ending in '*' (never '*' alone)",
         )
-        return cls(
+        role_name = r"[a-z][a-z0-9_\-]{2,63}"
+        role_what = "a security role name of lowercase letters, digits, '_' and '-'"
+        with_client = require_client or props.has("ClientRoleArn") or props.has("ClientRoleName")
+        spec = cls(
             master_role_arn=props.string("MasterRoleArn", pattern=ROLE_ARN, what="an IAM role ARN"),
             setup_role_arn=props.string("SetupRoleArn", pattern=ROLE_ARN, what="an IAM role ARN"),
-            role_name=props.string(
-                "RoleName",
-                pattern=r"[a-z][a-z0-9_\-]{2,63}",
-                what="a security role name of lowercase letters, digits, '_' and '-'",
-            ),
+            role_name=props.string("RoleName", pattern=role_name, what=role_what),
             index_patterns=tuple(patterns),
+            client_role_arn=(
+                props.string("ClientRoleArn", pattern=ROLE_ARN, what="an IAM role ARN")
+                if with_client
+                else None
+            ),
+            client_role_name=(
+                props.string("ClientRoleName", pattern=role_name, what=role_what)
+                if with_client
+                else None
+            ),
         )
+        if spec.client_role_name is not None and spec.client_role_name == spec.role_name:
+            raise PropertyError(
+                f"{RESOURCE_TYPE} property ClientRoleName: {spec.client_role_name!r}; expected a "
+                "name different from RoleName (the setup role's security role)"
+            )
+        if spec.client_role_arn in (spec.master_role_arn, spec.setup_role_arn):
+            raise PropertyError(
+                f"{RESOURCE_TYPE} property ClientRoleArn: {spec.client_role_arn!r}; expected a "
+                "role other than the master and setup roles"
+            )
+        return spec
 
 
 def _get_mapping(client: OpenSearchClient, role: str) -> dict | None:
@@ -124,6 +176,34 @@ def _put_own_role(client: OpenSearchClient, spec: Spec) -> None:
     )
 
 
+def _put_client_role(client: OpenSearchClient, spec: Spec) -> None:
+    """The search client's role and mapping: documents of our index pattern, ML predict."""
+    # Spec.parse of a resource's current properties always reads both.
+    assert spec.client_role_name and spec.client_role_arn
+    client.request(
+        "PUT",
+        f"{SECURITY}/roles/{spec.client_role_name}",
+        body={
+            "description": (
+                "Search client: read, write and search documents of this app's semantic index "
+                "(neural queries and semantic ingest call ML predict as the caller)"
+            ),
+            "cluster_permissions": list(CLIENT_CLUSTER_ACTIONS),
+            "index_permissions": [
+                {
+                    "index_patterns": list(spec.index_patterns),
+                    "allowed_actions": list(CLIENT_INDEX_ACTIONS),
+                }
+            ],
+        },
+    )
+    client.request(
+        "PUT",
+        f"{SECURITY}/rolesmapping/{spec.client_role_name}",
+        body={"backend_roles": [spec.client_role_arn]},
+    )
+
+
 def _delete_own_role(client: OpenSearchClient, role_name: str) -> None:
     client.request("DELETE", f"{SECURITY}/rolesmapping/{role_name}", allow=(404,))
     client.request("DELETE", f"{SECURITY}/roles/{role_name}", allow=(404,))
@@ -133,10 +213,14 @@ def _apply(client: OpenSearchClient, spec: Spec) -> None:
     client.wait_until_available()
     add_backend_role(client, ML_FULL_ACCESS, spec.setup_role_arn)
     _put_own_role(client, spec)
+    _put_client_role(client, spec)
 
 
 def _outcome(physical_id: str, spec: Spec) -> Outcome:
-    return Outcome(physical_id, {"RoleName": spec.role_name})
+    data = {"RoleName": spec.role_name}
+    if spec.client_role_name:
+        data["ClientRoleName"] = spec.client_role_name
+    return Outcome(physical_id, data)
 
 
 def create(props: Props, ctx: Ctx) -> Outcome:
@@ -153,23 +237,27 @@ def create(props: Props, ctx: Ctx) -> Outcome:
 
 def update(props: Props, old_props: Props, physical_id: str, ctx: Ctx) -> Outcome:
     spec = Spec.parse(props)
-    old = Spec.parse(old_props)
+    old = Spec.parse(old_props, require_client=False)
     client = ctx.master_client(spec.master_role_arn)
     _apply(client, spec)
     if old.setup_role_arn != spec.setup_role_arn:
         remove_backend_role(client, ML_FULL_ACCESS, old.setup_role_arn)
     if old.role_name != spec.role_name:
         _delete_own_role(client, old.role_name)
+    if old.client_role_name is not None and old.client_role_name != spec.client_role_name:
+        _delete_own_role(client, old.client_role_name)
     return _outcome(physical_id, spec)
 
 
 def _remove(client: OpenSearchClient, spec: Spec) -> None:
     remove_backend_role(client, ML_FULL_ACCESS, spec.setup_role_arn)
     _delete_own_role(client, spec.role_name)
+    if spec.client_role_name:
+        _delete_own_role(client, spec.client_role_name)
 
 
 def delete(props: Props, physical_id: str, ctx: Ctx) -> None:
-    spec = Spec.parse(props)
+    spec = Spec.parse(props, require_client=False)
     client = ctx.master_client(spec.master_role_arn)
     client.wait_until_available()
     _remove(client, spec)

@@ -13,6 +13,15 @@ new name, so CloudFormation creates the new index before deleting the old one
 * ``RetainOnDelete``: read at delete time only.
 
 ``index.knn`` is static (set at creation) and always true.
+
+Clients should not have to follow those names: the configured base name is an
+alias that always points at the current index. Create adds it; a replacement
+moves it with one ``POST /_aliases`` (remove from the old index and add to the
+new one in the same request, so there is no moment without it or with two
+indexes behind it). Delete needs no alias call: deleting an index removes its
+aliases, and by the time CloudFormation deletes a replaced index the alias has
+already moved to the new one, so it is left alone. A retained index keeps its
+alias until a new index takes it.
 """
 
 from __future__ import annotations
@@ -23,7 +32,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from . import common
-from .common import Ctx, Outcome, SetupError
+from .common import Ctx, Outcome, SetupError, best_effort
 from .opensearch_client import OpenSearchClient, OpenSearchError
 from .properties import FIELD_NAME, INDEX_NAME, Props
 
@@ -156,6 +165,36 @@ def _converge(client: OpenSearchClient, spec: Spec, name: str, index: dict) -> N
         )
 
 
+def _alias_holders(client: OpenSearchClient, alias: str) -> list[str]:
+    """The indexes ``alias`` points at now (none: 404)."""
+    response = client.request("GET", f"/_alias/{alias}", allow=(404,))
+    if response.status == 404 or not isinstance(response.body, dict):
+        return []
+    return sorted(
+        index
+        for index, entry in response.body.items()
+        if isinstance(entry, dict) and alias in (entry.get("aliases") or {})
+    )
+
+
+def point_alias(client: OpenSearchClient, alias: str, index: str) -> None:
+    """Make ``alias`` point at ``index`` only, atomically (one ``_aliases`` request)."""
+    holders = _alias_holders(client, alias)
+    if holders == [index]:
+        return
+    actions: list[dict[str, Any]] = [
+        {"remove": {"index": old, "alias": alias}} for old in holders if old != index
+    ]
+    if index not in holders:
+        actions.append({"add": {"index": index, "alias": alias}})
+    LOG.info("alias %s: %s -> %s", alias, holders or "none", index)
+    client.request("POST", "/_aliases", body={"actions": actions})
+
+
+def _outcome(spec: Spec, name: str) -> Outcome:
+    return Outcome(name, {"IndexName": name, "IndexAlias": spec.base_name})
+
+
 def _ensure(client: OpenSearchClient, spec: Spec, ctx: Ctx) -> Outcome:
     name = spec.index_name
     _check_model(client, spec.model_id, spec)
@@ -163,13 +202,21 @@ def _ensure(client: OpenSearchClient, spec: Spec, ctx: Ctx) -> Outcome:
         _check_model(client, spec.search_model_id, spec)
     index = _get_index(client, name)
     if index is None and _create_index(client, spec, name):
-        return Outcome(name, {"IndexName": name})
+        try:
+            point_alias(client, spec.base_name, name)
+        except Exception:
+            # A failed Create (or replacing Update) gets no Delete for this new
+            # index from CloudFormation: remove it here. It has no documents yet.
+            best_effort(lambda: client.request("DELETE", f"/{name}", allow=(404,)))
+            raise
+        return _outcome(spec, name)
     index = index or _get_index(client, name)
     if index is None:
         raise SetupError(f"index {name} could be neither created nor read")
     LOG.info("index %s exists; updating it in place", name)
     _converge(client, spec, name, index)
-    return Outcome(name, {"IndexName": name})
+    point_alias(client, spec.base_name, name)
+    return _outcome(spec, name)
 
 
 def create(props: Props, ctx: Ctx) -> Outcome:
@@ -198,4 +245,6 @@ def delete(props: Props, physical_id: str, ctx: Ctx) -> None:
         return
     client = ctx.setup_client()
     client.wait_until_available()
+    # Removes the index's aliases with it; an alias that has moved to a newer
+    # index is no longer on this one and stays.
     client.request("DELETE", f"/{physical_id}", allow=(404,))

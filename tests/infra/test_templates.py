@@ -114,9 +114,36 @@ def test_domain_access_policy_names_only_our_roles(dev: Synthesized) -> None:
     (stmt,) = domain["Properties"]["AccessPolicies"]["Statement"]
     principals = stmt["Principal"]["AWS"]
     roles = {lid for lid, r in tpl["Resources"].items() if r["Type"] == "AWS::IAM::Role"}
-    assert len(principals) == 2
-    for principal in principals:
-        assert principal["Fn::GetAtt"][0] in roles and principal["Fn::GetAtt"][1] == "Arn"
+    named = [principal["Fn::GetAtt"] for principal in principals]
+    assert all(attribute == "Arn" and lid in roles for lid, attribute in named)
+    # Exactly the master, setup and search-client roles, each once; never the connector role.
+    assert sorted(re.sub(r"[0-9A-F]{8}$", "", lid) for lid, _ in named) == [
+        "ClientRole", "MasterRole", "SetupRole"
+    ]  # fmt: skip
+
+
+def test_search_client_role_is_scoped_to_this_domain(dev: Synthesized) -> None:
+    tpl = dev.one("-search")
+    (client_id,) = [lid for lid, r in tpl["Resources"].items()
+                    if r["Type"] == "AWS::IAM::Role" and lid.startswith("ClientRole")]  # fmt: skip
+    role = tpl["Resources"][client_id]["Properties"]
+    assert "Path" not in role  # FGAC matches the path-less session ARN
+    assert role["MaxSessionDuration"] == 3600
+    (trust,) = role["AssumeRolePolicyDocument"]["Statement"]
+    assert trust["Action"] == "sts:AssumeRole"
+    assert ":root" in json.dumps(trust["Principal"]["AWS"])
+    policies = [
+        r["Properties"] for r in tpl["Resources"].values() if r["Type"] == "AWS::IAM::Policy"
+    ]
+    statements = [s for p in policies if {"Ref": client_id} in p["Roles"]
+                  for s in p["PolicyDocument"]["Statement"]]  # fmt: skip
+    (stmt,) = statements
+    assert sorted(stmt["Action"]) == sorted(
+        f"es:ESHttp{verb}" for verb in ("Get", "Head", "Post", "Put", "Delete")
+    )
+    assert all("domain/e5search-dev-search" in json.dumps(r) for r in stmt["Resource"])
+    outputs = tpl["Outputs"]["SearchClientRoleArn"]["Value"]
+    assert outputs == {"Fn::GetAtt": [client_id, "Arn"]}
 
 
 def test_no_wildcard_principal_and_no_credentials_anywhere(all_envs: list[Synthesized]) -> None:

@@ -32,6 +32,12 @@ MASTER = Principal(
     "master-secret",
     "master-session-token",
 )
+CLIENT = Principal(
+    f"arn:aws:iam::{ACCOUNT}:role/e5search-dev-search-ClientRole1234",
+    "ASIACLIENTROLE000001",
+    "client-secret",
+    "client-session-token",
+)
 OUTSIDER = Principal(f"arn:aws:iam::{ACCOUNT}:role/someone-else", "AKIAOUTSIDER00000001", "x")
 CONNECTOR_ROLE = f"arn:aws:iam::{ACCOUNT}:role/e5search-dev-search-ConnectorRole1234"
 OTHER_ML_USER = f"arn:aws:iam::{ACCOUNT}:role/analytics-team"
@@ -46,7 +52,9 @@ def base_properties(endpoint: str) -> dict[str, dict[str, Any]]:
             "MasterRoleArn": MASTER.arn,
             "SetupRoleArn": SETUP.arn,
             "RoleName": "e5search-dev-ml-setup",
-            "IndexPatterns": ["documents-*"],
+            "ClientRoleArn": CLIENT.arn,
+            "ClientRoleName": "e5search-dev-search-client",
+            "IndexPatterns": ["documents-*", "documents"],
         },
         "Custom::MlConnector": {
             **common,
@@ -174,9 +182,9 @@ def clock() -> FakeClock:
 def emulator() -> Iterator[OpenSearchEmulator]:
     with OpenSearchEmulator(
         master=MASTER,
-        principals=[SETUP, OUTSIDER],
+        principals=[SETUP, CLIENT, OUTSIDER],
         region=REGION,
-        access_policy=[MASTER.arn, SETUP.arn],
+        access_policy=[MASTER.arn, SETUP.arn, CLIENT.arn],
         pass_role={SETUP.arn: {CONNECTOR_ROLE}},
     ) as emu:
         yield emu

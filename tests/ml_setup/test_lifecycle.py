@@ -14,6 +14,7 @@ import pytest
 
 from tests.ml_setup.cfn import Provider
 from tests.ml_setup.conftest import (
+    CLIENT,
     CONNECTOR_ROLE,
     MASTER,
     OTHER_ML_USER,
@@ -27,6 +28,19 @@ CONNECTOR = "Custom::MlConnector"
 MODEL = "Custom::MlModel"
 INDEX = "Custom::SemanticIndex"
 MAPPING = "Custom::MlAccessMapping"
+
+
+def record_alias_requests(emulator: OpenSearchEmulator) -> list[dict]:
+    """The bodies of ``POST /_aliases`` requests from now on (the emulator still serves them)."""
+    seen: list[dict] = []
+    serve = emulator._aliases_update
+
+    def recording(request):  # type: ignore[no-untyped-def]
+        seen.append(json.loads(json.dumps(request.body)))
+        return serve(request)
+
+    emulator._aliases_update = recording  # type: ignore[method-assign]
+    return seen
 
 
 def created(stack: Stack) -> None:
@@ -43,6 +57,9 @@ def assert_nothing_of_ours_left(emu: OpenSearchEmulator) -> None:
     assert not [i for i in emu.indices if i.startswith("documents-")]
     assert "e5search-dev-ml-setup" not in emu.roles
     assert "e5search-dev-ml-setup" not in emu.role_mappings
+    assert "e5search-dev-search-client" not in emu.roles
+    assert "e5search-dev-search-client" not in emu.role_mappings
+    assert "documents" not in emu.aliases
     assert SETUP.arn not in emu.role_mappings.get("ml_full_access", {}).get("backend_roles", [])
 
 
@@ -96,6 +113,8 @@ def test_create_builds_the_connector_model_and_index_as_designed(
 
     index_name = stack.data[INDEX]["IndexName"]
     assert index_name.startswith("documents-")
+    assert stack.data[INDEX]["IndexAlias"] == "documents"
+    assert emulator.aliases == {"documents": {index_name: {}}}
     index = emulator.indices[index_name]
     assert index.settings["index.knn"] == "true"
     assert index.settings["index.number_of_shards"] == "1"
@@ -122,11 +141,36 @@ def test_create_maps_only_the_setup_role_and_only_through_the_master(
     assert role["cluster_permissions"] == []
     assert role["index_permissions"] == [
         {
-            "index_patterns": ["documents-*"],
+            "index_patterns": ["documents-*", "documents"],
             "allowed_actions": ["indices:admin/*", "indices:monitor/*"],
         }
     ]
     assert emulator.role_mappings["e5search-dev-ml-setup"] == {"backend_roles": [SETUP.arn]}
+    # The search client: exactly these permissions, mapped to exactly the client role.
+    client = emulator.roles["e5search-dev-search-client"]
+    assert client["cluster_permissions"] == [
+        "cluster:monitor/health",
+        "cluster:admin/opensearch/ml/predict",
+        "cluster:admin/opensearch/ml/models/get",
+        "indices:data/write/bulk",
+    ]
+    assert client["index_permissions"] == [
+        {
+            "index_patterns": ["documents-*", "documents"],
+            "allowed_actions": [
+                "indices:data/read/get",
+                "indices:data/read/search*",
+                "indices:data/write/index",
+                "indices:data/write/delete",
+                "indices:data/write/bulk*",
+                "indices:admin/refresh*",
+            ],
+        }
+    ]
+    assert emulator.role_mappings["e5search-dev-search-client"] == {"backend_roles": [CLIENT.arn]}
+    assert {r for r, m in emulator.role_mappings.items() if CLIENT.arn in m["backend_roles"]} == {
+        "e5search-dev-search-client"
+    }
     assert emulator.role_mappings["all_access"]["backend_roles"] == []
     for mapping in emulator.role_mappings.values():
         assert not any("*" in b for b in mapping.get("backend_roles", []))
@@ -218,8 +262,9 @@ def test_delete_when_everything_is_already_gone_succeeds(
     stack: Stack, emulator: OpenSearchEmulator
 ) -> None:
     created(stack)
-    # Someone removed the index, model, group and connector by hand.
+    # Someone removed the index (and with it its alias), model, group and connector by hand.
     emulator.indices.clear()
+    emulator.aliases.clear()
     emulator.models.clear()
     emulator.model_groups.clear()
     emulator.connectors.clear()
@@ -251,6 +296,7 @@ def test_retain_on_delete_keeps_the_index_and_a_new_stack_adopts_it(
     emulator.indices[index].docs["kept"] = {"passage_text": "survives a destroy"}
     assert [r.status for r in first.delete().values()] == ["SUCCESS"] * 4
     assert index in emulator.indices
+    assert emulator.aliases == {"documents": {index: {}}}, "a retained index keeps its alias"
     assert emulator.models == {}
 
     second = Stack(provider, emulator.endpoint)
@@ -344,6 +390,7 @@ def test_update_dimension_replaces_model_and_index(
 ) -> None:
     created(stack)
     old_model, old_index = stack.physical[MODEL], stack.physical[INDEX]
+    alias_requests = record_alias_requests(emulator)
     for kind in (MODEL, INDEX):
         stack.props[kind]["EmbeddingDimension"] = 768
     results = stack.update()
@@ -351,6 +398,17 @@ def test_update_dimension_replaces_model_and_index(
     assert stack.physical[MODEL] != old_model
     assert stack.physical[INDEX] != old_index
     assert old_index not in emulator.indices
+    # One atomic move (remove + add in the same request); the cleanup delete of
+    # the old index left the alias on the new one.
+    assert alias_requests == [
+        {
+            "actions": [
+                {"remove": {"index": old_index, "alias": "documents"}},
+                {"add": {"index": stack.physical[INDEX], "alias": "documents"}},
+            ]
+        }
+    ]
+    assert emulator.aliases == {"documents": {stack.physical[INDEX]: {}}}
     assert set(emulator.models) == {stack.physical[MODEL]}
     new = emulator.indices[stack.physical[INDEX]]
     assert (
@@ -373,6 +431,7 @@ def test_update_space_type_replaces_the_index_and_keeps_a_retained_old_one(
     assert all(r.status == "SUCCESS" for r in results.values()), results
     assert stack.physical[INDEX] != old_index
     assert old_index in emulator.indices, "the old index was retained"
+    assert emulator.aliases == {"documents": {stack.physical[INDEX]: {}}}, "the alias moved"
 
 
 def test_update_replicas_in_place(stack: Stack, emulator: OpenSearchEmulator) -> None:
@@ -392,6 +451,47 @@ def test_update_shards_replaces_the_index(stack: Stack, emulator: OpenSearchEmul
     assert results[INDEX].status == "SUCCESS"
     assert stack.physical[INDEX] != index and index not in emulator.indices
     assert emulator.indices[stack.physical[INDEX]].settings["index.number_of_shards"] == "3"
+
+
+def test_update_shards_moves_the_alias_off_a_retained_old_index(
+    stack: Stack, emulator: OpenSearchEmulator
+) -> None:
+    """The retained old index keeps its documents; the alias now serves the new one."""
+    stack.props[INDEX]["RetainOnDelete"] = True
+    created(stack)
+    old_index = stack.physical[INDEX]
+    emulator.indices[old_index].docs["old"] = {"passage_text": "from before"}
+    stack.props[INDEX]["NumberOfShards"] = 2
+    assert stack.update()[INDEX].status == "SUCCESS"
+    new_index = stack.physical[INDEX]
+    assert emulator.aliases == {"documents": {new_index: {}}}
+    assert "old" in emulator.indices[old_index].docs
+    status, body = signed_request(emulator, MASTER, "GET", "/documents")
+    assert status == 200 and list(body) == [new_index]
+
+
+def test_create_fails_cleanly_when_the_alias_name_is_taken_by_an_index(
+    provider: Provider, stack: Stack, emulator: OpenSearchEmulator
+) -> None:
+    status, _ = signed_request(emulator, MASTER, "PUT", "/documents", {})
+    assert status == 200
+    results = stack.create()
+    assert results[INDEX].status == "FAILED"
+    assert "invalid_alias_name_exception" in results[INDEX].reason
+    # The Provider framework sends no Delete after a failed Create: nothing may be left.
+    assert [i for i in emulator.indices if i.startswith("documents-")] == []
+    assert "documents" in emulator.indices and emulator.aliases == {}
+
+
+def test_a_recreated_alias_is_repaired_by_an_update_in_place(
+    stack: Stack, emulator: OpenSearchEmulator
+) -> None:
+    created(stack)
+    index = stack.physical[INDEX]
+    emulator.aliases.clear()  # someone removed the alias by hand
+    stack.props[INDEX]["NumberOfReplicas"] = 1
+    assert stack.update()[INDEX].status == "SUCCESS" and stack.physical[INDEX] == index
+    assert emulator.aliases == {"documents": {index: {}}}
 
 
 def test_update_retain_on_delete_changes_nothing_in_the_domain(
@@ -421,6 +521,60 @@ def test_update_access_mapping_patterns_and_role_name_in_place(
     assert role["index_permissions"][0]["index_patterns"] == ["documents-*", "archive-*"]
     assert emulator.role_mappings["e5search-dev-ml-setup-v2"] == {"backend_roles": [SETUP.arn]}
     assert emulator.role_mappings["ml_full_access"]["backend_roles"] == [SETUP.arn]
+
+
+def test_update_client_role_name_and_arn_in_place_removes_the_old_role(
+    stack: Stack, emulator: OpenSearchEmulator
+) -> None:
+    created(stack)
+    new_arn = CLIENT.arn.replace("ClientRole1234", "ClientRole5678")
+    stack.props[MAPPING]["ClientRoleName"] = "e5search-dev-search-client-v2"
+    stack.props[MAPPING]["ClientRoleArn"] = new_arn
+    results = stack.update()
+    assert results[MAPPING].status == "SUCCESS", results[MAPPING].reason
+    assert "e5search-dev-search-client" not in emulator.roles
+    assert "e5search-dev-search-client" not in emulator.role_mappings
+    assert emulator.role_mappings["e5search-dev-search-client-v2"] == {"backend_roles": [new_arn]}
+    assert CLIENT.arn not in json.dumps(emulator.role_mappings)
+
+
+def test_update_of_a_mapping_created_before_the_client_role_adds_it(
+    stack: Stack, emulator: OpenSearchEmulator
+) -> None:
+    """Stacks deployed before the search client existed: OldResourceProperties lack it."""
+    created(stack)
+    old = dict(stack.applied[MAPPING])
+    for key in ("ClientRoleArn", "ClientRoleName"):
+        old.pop(key)
+    old["IndexPatterns"] = ["documents-*"]
+    stack.applied[MAPPING] = old
+    emulator.roles.pop("e5search-dev-search-client")
+    emulator.role_mappings.pop("e5search-dev-search-client")
+    results = stack.update()
+    assert results[MAPPING].status == "SUCCESS", results[MAPPING].reason
+    assert emulator.role_mappings["e5search-dev-search-client"] == {"backend_roles": [CLIENT.arn]}
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "message"),
+    [
+        ("ClientRoleArn", MASTER.arn, "expected a role other than the master and setup roles"),
+        ("ClientRoleName", "e5search-dev-ml-setup", "expected a name different from RoleName"),
+        ("ClientRoleArn", None, "ClientRoleArn: missing"),
+    ],
+)
+def test_client_role_properties_are_validated(
+    key: str, value: object, message: str, stack: Stack, emulator: OpenSearchEmulator
+) -> None:
+    if value is None:
+        stack.props[MAPPING].pop(key)
+    else:
+        stack.props[MAPPING][key] = value
+    results = stack.create()
+    assert results[MAPPING].status == "FAILED"
+    assert message in results[MAPPING].reason
+    assert "e5search-dev-search-client" not in emulator.roles
+    assert emulator.role_mappings["all_access"]["backend_roles"] == []
 
 
 @pytest.mark.parametrize("value", ["true", "True", True])

@@ -63,9 +63,14 @@ def test_properties_are_wired_from_config_and_the_other_stacks(
     connector_id, connector = custom(template, "Custom::MlConnector")
     model_id, model = custom(template, "Custom::MlModel")
     _, index = custom(template, "Custom::SemanticIndex")
-    assert mapping["Properties"]["IndexPatterns"] == ["documents-*"]
+    assert mapping["Properties"]["IndexPatterns"] == ["documents-*", "documents"]
     assert mapping["Properties"]["RoleName"] == "e5search-dev-ml-setup"
+    assert mapping["Properties"]["ClientRoleName"] == "e5search-dev-search-client"
     assert "Fn::ImportValue" in json.dumps(mapping["Properties"]["MasterRoleArn"])
+    # The client role is the domain stack's ClientRole, never the master or setup role.
+    client_arn = json.dumps(mapping["Properties"]["ClientRoleArn"])
+    assert "ClientRole" in client_arn and "MasterRole" not in client_arn
+    assert index["Properties"]["IndexName"] == "documents"
     # The endpoint's name comes from the endpoint resource, so the connector waits for it.
     assert "Fn::ImportValue" in json.dumps(connector["Properties"]["EndpointName"])
     assert "ConnectorRole" in json.dumps(connector["Properties"]["ConnectorRoleArn"])
@@ -127,9 +132,12 @@ def test_provider_uses_the_setup_role_the_newest_python_and_bounded_timeouts(
 
 def test_outputs_name_the_connector_model_index_and_field(envs: dict[str, Synthesized]) -> None:
     outputs = ml_template(envs["dev"])["Outputs"]
-    assert {"ConnectorId", "ModelId", "IndexName", "SemanticField"} <= set(outputs)
+    assert {"ConnectorId", "ModelId", "IndexName", "IndexAlias", "SemanticField"} <= set(outputs)
+    (index_id, _) = custom(ml_template(envs["dev"]), "Custom::SemanticIndex")
+    assert outputs["IndexAlias"]["Value"] == {"Fn::GetAtt": [index_id, "IndexAlias"]}
+    assert outputs["IndexName"]["Value"] == {"Fn::GetAtt": [index_id, "IndexName"]}
     domain_outputs = envs["dev"].one("-search")["Outputs"]
-    assert "DomainEndpoint" in domain_outputs
+    assert {"DomainEndpoint", "SearchClientRoleArn"} <= set(domain_outputs)
 
 
 def test_no_keys_no_all_access_and_no_wildcard_mapping_anywhere(

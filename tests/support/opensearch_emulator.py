@@ -34,6 +34,22 @@ security plugin):
   keep the field's vector dimension and space type.
 * Search/ingest for the smoke test: ``_predict``, indexing into the semantic
   field (embedded as ``passage``), ``neural`` queries (embedded as ``query``).
+  Ingest and neural queries run ML Commons predict (and read the model) as the
+  *caller*, as neural-search does: an identity without
+  ``cluster:admin/opensearch/ml/predict`` and ``.../models/get`` is refused.
+* Security-plugin action levels: ``_bulk`` is a cluster-level permission
+  (``indices:data/write/bulk``, the plugin's ``isClusterPerm``) and then
+  ``indices:data/write/bulk[s]`` plus ``indices:data/write/index`` on the index;
+  creating an index with ``aliases`` also needs ``indices:admin/aliases``.
+* Aliases: created by an index-creation body's ``aliases`` or by ``POST
+  /_aliases`` (add, remove, remove_index; all actions of one request apply
+  atomically or not at all), read by ``GET /_alias/{name}``, removed with their
+  index. An alias name may not be an index name and the reverse. Index APIs
+  resolve an alias: permission on the alias name or on every index behind it
+  suffices; a write through an alias with several indexes and no write index
+  is refused (400, as OpenSearch does); ``DELETE /{alias}`` is refused (aliases
+  are not deleted through the index API). Reads through an alias that spans
+  several indexes are not emulated (400 that says so).
 
 Every request, and every response the emulated OpenSearch produces, passes
 through one hook (:attr:`OpenSearchEmulator.validator`), which by default
@@ -291,6 +307,19 @@ RESERVED_ROLES: dict[str, dict[str, Any]] = {
 }
 
 
+# Index actions the security plugin evaluates as cluster permissions
+# (PrivilegesEvaluator isClusterPerm); the per-index check follows separately.
+CLUSTER_LEVEL_INDEX_ACTIONS = frozenset({
+    "indices:data/write/bulk", "indices:data/read/mget", "indices:data/read/msearch",
+})  # fmt: skip
+NAME_KEYS = ("index", "indices", "alias", "aliases")
+# What neural-search does under the caller's identity to embed a text.
+INFERENCE_ACTIONS = (
+    "cluster:admin/opensearch/ml/models/get",
+    "cluster:admin/opensearch/ml/predict",
+)
+
+
 def _expand(actions: list[str]) -> list[str]:
     out: list[str] = []
     for action in actions:
@@ -393,6 +422,9 @@ ROUTES: list[tuple[str, str, str, str]] = [
     ("GET", "SEC/roles/{role}", "restapi:admin/roles", "_role_get"),
     ("PUT", "SEC/roles/{role}", "restapi:admin/roles", "_role_put"),
     ("DELETE", "SEC/roles/{role}", "restapi:admin/roles", "_role_delete"),
+    # Alias APIs check their indexes and aliases themselves (several of each per request).
+    ("POST", "/_aliases", "", "_aliases_update"),
+    ("GET", "/_alias/{name}", "", "_alias_get"),
     ("PUT", "/{index}", "indices:admin/create", "_index_create"),
     ("GET", "/{index}", "indices:admin/get", "_index_get"),
     ("DELETE", "/{index}", "indices:admin/delete", "_index_delete"),
@@ -475,6 +507,8 @@ class OpenSearchEmulator:
         self.models: dict[str, dict[str, Any]] = {}
         self.tasks: dict[str, dict[str, Any]] = {}
         self.indices: dict[str, IndexState] = {}
+        # alias -> {index: options ({"is_write_index": bool} when given)}
+        self.aliases: dict[str, dict[str, dict[str, Any]]] = {}
         self.roles: dict[str, dict[str, Any]] = {k: dict(v) for k, v in RESERVED_ROLES.items()}
         self.role_mappings: dict[str, dict[str, Any]] = {
             "all_access": {"backend_roles": [], "users": [], "hosts": [], "reserved": False}
@@ -608,6 +642,53 @@ class OpenSearchEmulator:
             f"backend_roles=[{arn}], requestedTenant=null]",
         )
 
+    def authorize_index(self, arn: str, action: str, name: str) -> None:
+        """Index permission on ``name``, or, for an alias, on every index behind it."""
+        try:
+            self.authorize(arn, action, name)
+        except ApiError:
+            with self.lock:
+                behind = sorted(self.aliases.get(name, {}))
+            if not behind:
+                raise
+            for index in behind:
+                self.authorize(arn, action, index)
+
+    def authorize_inference(self, arn: str) -> None:
+        """neural-search embeds with the caller's identity: it reads the model, then predicts."""
+        for action in INFERENCE_ACTIONS:
+            self.authorize(arn, action)
+
+    def resolve(self, name: str, *, write: bool) -> str:
+        """The concrete index an index API acts on when it is given ``name``."""
+        targets = self.aliases.get(name)
+        if not targets:
+            return name
+        if write:
+            flagged = [i for i, options in targets.items() if options.get("is_write_index")]
+            if len(flagged) == 1:
+                return flagged[0]
+            if (
+                len(targets) == 1
+                and next(iter(targets.values())).get("is_write_index") is not False
+            ):
+                return next(iter(targets))
+            raise ApiError(
+                400,
+                "illegal_argument_exception",
+                f"no write index is defined for alias [{name}]. The write index may be explicitly "
+                "disabled using is_write_index=false or the alias points to multiple indices "
+                "without one being designated as a write index",
+            )
+        if len(targets) == 1:
+            return next(iter(targets))
+        raise ApiError(
+            400,
+            "illegal_argument_exception",
+            f"the emulator reads through alias [{name}] only when it points at one index; it "
+            f"points at {sorted(targets)}",
+        )
+
     # -- dispatch
 
     def handle(self, request: Request) -> Outcome:
@@ -619,11 +700,29 @@ class OpenSearchEmulator:
                 continue
             params = {k: unquote(v) for k, v in found.groupdict().items()}
             index = params.get("index")
-            if action:
-                self.authorize(
-                    request.principal, action, index if action.startswith("indices:") else None
-                )
+            if action in CLUSTER_LEVEL_INDEX_ACTIONS:
+                self.authorize(request.principal, action)
+                if index is not None:
+                    self.authorize_index(request.principal, action + "[s]", index)
+                    if action == "indices:data/write/bulk":
+                        self.authorize_index(request.principal, "indices:data/write/index", index)
+            elif action and action.startswith("indices:") and index is not None:
+                self.authorize_index(request.principal, action, index)
+            elif action:
+                self.authorize(request.principal, action)
             with self.lock:
+                if index is not None and index in self.aliases:
+                    if action == "indices:admin/delete":
+                        raise ApiError(
+                            400,
+                            "illegal_argument_exception",
+                            f"The provided expression [{index}] matches an alias, specify the "
+                            "corresponding concrete indices instead.",
+                        )
+                    if action != "indices:admin/create":  # _index_create refuses it
+                        params["index"] = self.resolve(
+                            index, write=action.startswith("indices:data/write/")
+                        )
                 return fn(request, **params)
         raise ApiError(
             405, "illegal_argument_exception", f"no handler for {request.method} {request.path}"
@@ -1159,7 +1258,22 @@ class OpenSearchEmulator:
             raise ApiError(
                 400, "resource_already_exists_exception", f"index [{index}/abc] already exists"
             )
+        if index in self.aliases:
+            raise ApiError(
+                400,
+                "invalid_index_name_exception",
+                f"Invalid index name [{index}], already exists as alias",
+            )
         body = r.body or {}
+        aliases = body.get("aliases") or {}
+        if aliases:
+            # security plugin: a create request with aliases also needs the alias permission.
+            self.authorize(r.principal, "indices:admin/aliases", index)
+            for alias, options in aliases.items():
+                self.authorize_index(r.principal, "indices:admin/aliases", alias)
+                self._check_alias_name(alias, self.indices)
+                if not isinstance(options, dict):
+                    raise ApiError(400, "parsing_exception", f"alias [{alias}] must be an object")
         flat = self._flat_settings(body.get("settings") or {})
         knn = flat.get("index.knn")
         if knn is not None and not isinstance(knn, bool) and str(knn) not in ("true", "false"):
@@ -1176,8 +1290,131 @@ class OpenSearchEmulator:
             if spec.get("type") == "semantic":
                 info = spec.get("semantic_info_field_name") or f"{name}_semantic_info"
                 properties[info] = self._semantic_info(name, spec, flat.get("index.knn") == "true")
+        staged = {alias: {**self.aliases.get(alias, {})} for alias in aliases}
+        for alias, options in aliases.items():
+            staged[alias][index] = self._alias_options(options)
+        self._check_write_indices(staged)
         self.indices[index] = IndexState(flat, {"properties": properties})
+        self.aliases.update(staged)
         return Outcome(200, {"acknowledged": True, "shards_acknowledged": True, "index": index})
+
+    # -- aliases
+
+    @staticmethod
+    def _check_alias_name(alias: str, indices: dict[str, Any]) -> None:
+        if not re.fullmatch(r"[a-z0-9][a-z0-9_\-.]*", alias) or alias.startswith((".", "_")):
+            raise ApiError(400, "invalid_alias_name_exception", f"Invalid alias name [{alias}]")
+        if alias in indices:
+            raise ApiError(
+                400,
+                "invalid_alias_name_exception",
+                f"Invalid alias name [{alias}]: an index or data stream exists with the same name "
+                "as the alias",
+            )
+
+    @staticmethod
+    def _alias_options(options: dict[str, Any]) -> dict[str, Any]:
+        unknown = set(options) - {"is_write_index", "is_hidden", "routing", "filter",
+                                  "index_routing", "search_routing"}  # fmt: skip
+        if unknown:
+            raise ApiError(400, "parsing_exception", f"unknown alias options {sorted(unknown)}")
+        if "is_write_index" in options and not isinstance(options["is_write_index"], bool):
+            raise ApiError(400, "parsing_exception", "is_write_index must be a boolean")
+        return {k: v for k, v in options.items() if k == "is_write_index"}
+
+    @staticmethod
+    def _check_write_indices(aliases: dict[str, dict[str, dict[str, Any]]]) -> None:
+        for alias, targets in aliases.items():
+            flagged = sorted(i for i, o in targets.items() if o.get("is_write_index"))
+            if len(flagged) > 1:
+                raise ApiError(
+                    400,
+                    "illegal_state_exception",
+                    f"alias [{alias}] has more than one write index [{','.join(flagged)}]",
+                )
+
+    def _aliases_of(self, index: str) -> dict[str, dict[str, Any]]:
+        return {
+            alias: dict(targets[index])
+            for alias, targets in sorted(self.aliases.items())
+            if index in targets
+        }
+
+    @staticmethod
+    def _names(spec: dict[str, Any], one: str, many: str) -> list[str]:
+        names = spec.get(many) if many in spec else [spec.get(one)]
+        if not isinstance(names, list) or not names or not all(isinstance(n, str) for n in names):
+            raise ApiError(
+                400,
+                "action_request_validation_exception",
+                f"Validation Failed: 1: [{one}] or [{many}] is required;",
+            )
+        return names
+
+    def _aliases_update(self, r: Request) -> Outcome:
+        """``POST /_aliases``: every action is checked, then all apply at once (or none)."""
+        actions = (r.body or {}).get("actions") if isinstance(r.body, dict) else None
+        if not isinstance(actions, list) or not actions:
+            raise ApiError(
+                400,
+                "action_request_validation_exception",
+                "Validation Failed: 1: No action specified;",
+            )
+        staged = {alias: {i: dict(o) for i, o in t.items()} for alias, t in self.aliases.items()}
+        doomed: set[str] = set()
+        for entry in actions:
+            if not isinstance(entry, dict) or len(entry) != 1:
+                raise ApiError(400, "parsing_exception", f"malformed alias action {entry!r}")
+            ((kind, spec),) = entry.items()
+            if kind not in ("add", "remove", "remove_index") or not isinstance(spec, dict):
+                raise ApiError(400, "parsing_exception", f"unknown alias action [{kind}]")
+            indices: list[str] = []
+            for pattern in self._names(spec, "index", "indices"):
+                found = sorted(fnmatch.filter(self.indices, pattern)) if "*" in pattern else (
+                    [pattern] if pattern in self.indices else [])  # fmt: skip
+                if not found:
+                    raise ApiError(404, "index_not_found_exception", f"no such index [{pattern}]")
+                indices.extend(found)
+            if kind == "remove_index":
+                for index in indices:
+                    self.authorize(r.principal, "indices:admin/delete", index)
+                doomed.update(indices)
+                continue
+            aliases = self._names(spec, "alias", "aliases")
+            for name in indices + aliases:
+                self.authorize(r.principal, "indices:admin/aliases", name)
+            for alias in aliases:
+                for index in indices:
+                    if kind == "add":
+                        self._check_alias_name(alias, self.indices)
+                        options = {k: v for k, v in spec.items() if k not in NAME_KEYS}
+                        staged.setdefault(alias, {})[index] = self._alias_options(options)
+                    elif index in staged.get(alias, {}):
+                        del staged[alias][index]
+                    elif spec.get("must_exist", True) is not False:
+                        raise ApiError(
+                            404, "aliases_not_found_exception", f"aliases [{alias}] missing"
+                        )
+        for index in doomed:
+            for targets in staged.values():
+                targets.pop(index, None)
+        staged = {alias: targets for alias, targets in staged.items() if targets}
+        self._check_write_indices(staged)
+        for index in doomed:
+            del self.indices[index]
+        self.aliases = staged
+        return Outcome(200, {"acknowledged": True})
+
+    def _alias_get(self, r: Request, name: str) -> Outcome:
+        holders = sorted(self.aliases.get(name, {}))
+        if holders:
+            self.authorize_index(r.principal, "indices:admin/aliases/get", name)
+        else:
+            self.authorize(r.principal, "indices:admin/aliases/get", name)
+            return Outcome(404, {"error": f"alias [{name}] missing", "status": 404})
+        return Outcome(
+            200, {index: {"aliases": {name: dict(self.aliases[name][index])}} for index in holders}
+        )
 
     def _index_get(self, r: Request, index: str) -> Outcome:
         state = self._index(index)
@@ -1192,7 +1429,7 @@ class OpenSearchEmulator:
             200,
             {
                 index: {
-                    "aliases": {},
+                    "aliases": self._aliases_of(index),
                     "mappings": json.loads(json.dumps(state.mappings)),
                     "settings": nested,
                 }
@@ -1202,6 +1439,11 @@ class OpenSearchEmulator:
     def _index_delete(self, r: Request, index: str) -> Outcome:
         self._index(index)
         del self.indices[index]
+        # An index's aliases go with it; an alias on other indexes keeps those.
+        for alias in [a for a, targets in self.aliases.items() if index in targets]:
+            del self.aliases[alias][index]
+            if not self.aliases[alias]:
+                del self.aliases[alias]
         return Outcome(200, {"acknowledged": True})
 
     def _index_put_mapping(self, r: Request, index: str) -> Outcome:
@@ -1288,6 +1530,7 @@ class OpenSearchEmulator:
         source = dict(r.body or {})
         for name, spec in self._semantic_fields(state).items():
             if isinstance(source.get(name), str):
+                self.authorize_inference(r.principal)
                 (vector,) = self.embed(spec["model_id"], [source[name]], "passage")
                 info = spec.get("semantic_info_field_name") or f"{name}_semantic_info"
                 source[info] = {"embedding": vector, "model": {"id": spec["model_id"]}}
@@ -1321,6 +1564,7 @@ class OpenSearchEmulator:
                     400, "illegal_argument_exception", f"[{name}] is not a semantic field"
                 )
             mid = semantic.get("search_model_id") or semantic["model_id"]
+            self.authorize_inference(r.principal)
             (q,) = self.embed(mid, [str(spec["query_text"])], "query")
             info = semantic.get("semantic_info_field_name") or f"{name}_semantic_info"
             scored = []

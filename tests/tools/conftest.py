@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 from botocore.credentials import ReadOnlyCredentials
+
+# The search-client role's permissions come from the custom resource that
+# creates it on a real domain, so the smoke test is checked against the role
+# it will really run as (tests may import lambdas/; tools/ never do).
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "lambdas"))
+from ml_setup.access_mapping import CLIENT_CLUSTER_ACTIONS, CLIENT_INDEX_ACTIONS
 
 from tests.support.opensearch_emulator import Principal
 from tests.tools.emulated_domain import SmokeTestDomain
@@ -20,9 +28,17 @@ MASTER = Principal(
     "master-secret",
     "master-session-token",
 )
+CLIENT = Principal(
+    f"arn:aws:iam::{ACCOUNT}:role/e5search-dev-search-ClientRole1234",
+    "ASIACLIENTROLE000001",
+    "client-secret",
+    "client-session-token",
+)
+CLIENT_ROLE = "e5search-dev-search-client"
 SMOKE_ONLY = Principal(f"arn:aws:iam::{ACCOUNT}:role/not-mapped", "AKIANOTMAPPED0000001", "x")
 CONNECTOR_ROLE = f"arn:aws:iam::{ACCOUNT}:role/e5search-dev-search-ConnectorRole1234"
-INDEX = "documents"
+INDEX = "documents"  # the alias clients use (stack output IndexAlias)
+CONCRETE_INDEX = "documents-0a1b2c3d"  # what it points at (stack output IndexName)
 FIELD = "passage_text"
 DISTRACTORS = {
     "faq-1": "Our support desk is open on weekdays from nine to five.",
@@ -52,7 +68,7 @@ def _ok(reply, what: str):  # type: ignore[no-untyped-def]
 def deployed() -> Iterator[Deployed]:
     """Connector, asymmetric model (DEPLOYED) and semantic index, with a few other documents."""
     domain = SmokeTestDomain(
-        master=MASTER, principals=[SMOKE_ONLY], region=REGION,
+        master=MASTER, principals=[CLIENT, SMOKE_ONLY], region=REGION,
         pass_role={MASTER.arn: {CONNECTOR_ROLE}},
     )  # fmt: skip
     with domain:
@@ -84,10 +100,20 @@ def deployed() -> Iterator[Deployed]:
         for _ in range(domain.deploy_polls):
             state = _ok(master.request("GET", f"/_plugins/_ml/models/{model_id}"), "get")
         assert state["model_state"] == "DEPLOYED"
-        _ok(master.request("PUT", f"/{INDEX}", {
+        _ok(master.request("PUT", f"/{CONCRETE_INDEX}", {
             "settings": {"index": {"knn": True}},
             "mappings": {"properties": {FIELD: {"type": "semantic", "model_id": model_id}}},
+            "aliases": {INDEX: {}},
         }), "index")  # fmt: skip
+        # The search-client role and its mapping, as Custom::MlAccessMapping writes them.
+        security = "/_plugins/_security/api"
+        _ok(master.request("PUT", f"{security}/roles/{CLIENT_ROLE}", {
+            "cluster_permissions": list(CLIENT_CLUSTER_ACTIONS),
+            "index_permissions": [{"index_patterns": [f"{INDEX}-*", INDEX],
+                                   "allowed_actions": list(CLIENT_INDEX_ACTIONS)}],
+        }), "client role")  # fmt: skip
+        _ok(master.request("PUT", f"{security}/rolesmapping/{CLIENT_ROLE}",
+                           {"backend_roles": [CLIENT.arn]}), "client mapping")  # fmt: skip
         for doc_id, text in DISTRACTORS.items():
             _ok(master.request("PUT", f"/{INDEX}/_doc/{doc_id}", {FIELD: text}), doc_id)
         yield Deployed(domain, model_id, master)

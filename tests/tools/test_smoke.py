@@ -11,7 +11,18 @@ import boto3
 import pytest
 
 from tests.support.opensearch_emulator import Principal, hashing_embedder
-from tests.tools.conftest import DISTRACTORS, FIELD, INDEX, MASTER, REGION, SMOKE_ONLY, Deployed
+from tests.tools.conftest import (
+    CLIENT,
+    CONCRETE_INDEX,
+    DISTRACTORS,
+    FIELD,
+    INDEX,
+    MASTER,
+    REGION,
+    SMOKE_ONLY,
+    Deployed,
+    client_for,
+)
 from tests.tools.emulated_domain import undeploy
 from tools import smoke
 
@@ -45,7 +56,7 @@ def statuses(lines: list[str]) -> dict[str, str]:
 
 
 def documents(deployed: Deployed) -> set[str]:
-    return set(deployed.domain.indices[INDEX].docs)
+    return set(deployed.domain.indices[CONCRETE_INDEX].docs)
 
 
 def test_passes_when_everything_works(deployed: Deployed, capsys) -> None:
@@ -141,8 +152,47 @@ def test_document_is_deleted_when_the_search_itself_errors(deployed: Deployed, c
     assert deployed.domain.faults.pending() == 0
 
 
+def test_the_search_client_identity_passes_every_check(deployed: Deployed, capsys) -> None:
+    """What the pipeline runs as: the least-privilege client role, through the alias."""
+    before = len(deployed.domain.calls())
+    code, lines = run(deployed, capsys, who=CLIENT)
+    assert code == 0, lines
+    assert set(statuses(lines).values()) == {"PASS"} and len(statuses(lines)) == 5
+    calls = deployed.domain.calls()[before:]
+    assert calls and {principal for principal, *_ in calls} == {CLIENT.arn}
+    assert all(status < 400 for *_, status in calls), calls
+    written = [p for _, m, p, _ in calls if m == "PUT" and "/_doc/" in p]
+    assert len(written) == 1 and written[0].startswith(f"/{INDEX}/_doc/smoke-")  # the alias
+    assert documents(deployed) == set(DISTRACTORS)
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body"),
+    [
+        ("PUT", f"/{INDEX}-new", {"settings": {"index": {"knn": True}}}),
+        ("DELETE", f"/{CONCRETE_INDEX}", None),
+        ("PUT", f"/{CONCRETE_INDEX}/_settings", {"index": {"number_of_replicas": 3}}),
+        ("POST", "/_plugins/_ml/models/{model}/_undeploy", None),
+        ("DELETE", "/_plugins/_ml/models/{model}", None),
+        ("GET", "/_plugins/_security/api/rolesmapping/all_access", None),
+        ("PUT", "/_plugins/_security/api/rolesmapping/all_access", {"backend_roles": ["x"]}),
+        ("PUT", "/elsewhere/_doc/1", {FIELD: "not our index"}),
+    ],
+)
+def test_master_only_operations_are_refused_to_the_client(
+    method: str, path: str, body: object, deployed: Deployed
+) -> None:
+    reply = client_for(deployed.domain, CLIENT).request(
+        method, path.replace("{model}", deployed.model_id), body
+    )
+    assert reply.status == 403, (reply.status, reply.body)
+    assert deployed.domain.models[deployed.model_id]["model_state"] == "DEPLOYED"
+    assert CONCRETE_INDEX in deployed.domain.indices
+    assert deployed.domain.role_mappings["all_access"]["backend_roles"] == []
+
+
 def test_identity_without_a_role_mapping_is_refused(deployed: Deployed, capsys) -> None:
-    """Why the pipeline signs as the master role: an unmapped identity gets nothing."""
+    """Why the pipeline signs as the client role: an unmapped identity gets nothing."""
     code, lines = run(deployed, capsys, who=SMOKE_ONLY)
     assert code == 1
     assert lines[-1].startswith(
