@@ -11,26 +11,25 @@ code ``make deploy`` runs) plus a tiny ``<env>-smoke`` stack, then runs
 path does not work fails there, so the next environment is never reached.
 
 Identity of the smoke step (why it is built this way):
-The domain's access policy names only its master and setup roles, and
-fine-grained access control maps only the master role to ``all_access``. The
-smoke step must index, search and delete in the semantic index, call
-``_predict`` and read the model, so it needs one of those identities; adding a
-third principal would mean changing the domain stack and the security-plugin
-role mappings for the sake of a test. Instead:
+The smoke step must index, search and delete in the semantic index, call
+``_predict`` and read the model: exactly what the domain's least-privilege
+*search-client* role may do (the domain stack's ``ClientRole``, mapped by the
+ML setup custom resources to the ``<app>-<env>-search-client`` security role;
+never ``all_access``). So a passing smoke test also proves that role works.
 
 1. the step runs as a per-environment *runner* role in the pipeline account
    (fixed name ``<app>-<env>-smoke-runner``), allowed only ``sts:AssumeRole``
    on that environment's smoke role;
 2. the *smoke* role (fixed name ``<app>-<env>-smoke``, in the environment's
    account, deployed by the stage itself) trusts only that runner role ARN and
-   may only describe the stage's stacks and assume the environment's master
-   role (same account, which the master role's trust allows);
+   may only describe the stage's stacks and assume the environment's
+   search-client role (same account, which that role's trust allows);
 3. ``tools.smoke`` reads the stack outputs with the smoke role, then assumes
-   the master role (``--as-master``) to sign its requests.
+   the search-client role (``--as-client``) to sign its requests.
 
 The chain gives the pipeline account no power it does not already have: it
-deploys these stacks through the bootstrap roles, which can do anything the
-master role can. Both roles have fixed names because the other account must
+deploys these stacks through the bootstrap roles, which can do far more than
+the search client. Both roles have fixed names because the other account must
 name them in a policy before either exists; they are not replaced by
 CloudFormation in normal updates.
 """
@@ -99,7 +98,7 @@ class SmokeAccessStack(cdk.Stack):
             max_session_duration=cdk.Duration.hours(1),
             description=(
                 f"Post-deploy smoke test of {config.prefix}: read its stack outputs, then act as "
-                "the domain's master role"
+                "the domain's search-client role"
             ),
         )
         self.role.add_to_policy(
@@ -118,9 +117,9 @@ class SmokeAccessStack(cdk.Stack):
         )
         self.role.add_to_policy(
             iam.PolicyStatement(
-                sid="ActAsDomainMaster",
+                sid="ActAsSearchClient",
                 actions=["sts:AssumeRole"],
-                resources=[environment.domain.master_role.role_arn],
+                resources=[environment.domain.client_role.role_arn],
             )
         )
         region, account = arn_env(self)
@@ -265,7 +264,7 @@ class PipelineStack(cdk.Stack):
             commands=[
                 f"python3 -m tools.smoke --env {env.name} --app {env.app_name} "
                 f"--region {self.settings.stage_region(env)} {stack_args} "
-                f"--assume-role {self._smoke_role_arn(env)} --as-master "
+                f"--assume-role {self._smoke_role_arn(env)} --as-client "
                 f"--dimension {env.embedding_dimension} --field {env.semantic_field}"
             ],
             timeout=cdk.Duration.minutes(15),

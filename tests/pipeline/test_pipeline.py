@@ -111,14 +111,15 @@ def test_smoke_test_runs_after_every_stage_against_that_environment(
         assert sorted(re.findall(r"--stack (\S+)", command)) == stacks
         assert f"--region {pipeline.settings.stage_region(env)} " in command
         assert (
-            f"--assume-role arn:aws:iam::{account}:role/{env.prefix}-smoke --as-master" in command
+            f"--assume-role arn:aws:iam::{account}:role/{env.prefix}-smoke --as-client" in command
         )
+        assert "--as-master" not in command
         assert f"--dimension {env.embedding_dimension} --field {env.semantic_field}" in command
         assert "pip install --quiet -r requirements-smoke.txt" in " ".join(commands)
 
 
 def test_smoke_identity_chain_is_scoped_per_environment(pipeline: SynthesizedPipeline) -> None:
-    """runner (pipeline account) -> smoke role (environment) -> domain master role."""
+    """runner (pipeline account) -> smoke role (environment) -> domain search-client role."""
     roles = pipeline.resources("AWS::IAM::Role")
     policies = pipeline.resources("AWS::IAM::Policy")
     for env in pipeline.settings.stages:
@@ -142,15 +143,25 @@ def test_smoke_identity_chain_is_scoped_per_environment(pipeline: SynthesizedPip
         }
         (policy,) = pipeline.resources("AWS::IAM::Policy", smoke_tpl).values()
         statements = {s["Sid"]: s for s in policy["Properties"]["PolicyDocument"]["Statement"]}
-        assert set(statements) == {"ReadEnvironmentOutputs", "ActAsDomainMaster"}
+        assert set(statements) == {"ReadEnvironmentOutputs", "ActAsSearchClient"}
         assert statements["ReadEnvironmentOutputs"]["Action"] == "cloudformation:DescribeStacks"
         readable = json.dumps(statements["ReadEnvironmentOutputs"]["Resource"])
         for name in pipeline.stages[env.name]:
             if not name.endswith("-smoke"):
                 assert f":stack/{name}/*" in readable
-        assert statements["ActAsDomainMaster"]["Action"] == "sts:AssumeRole"
-        assert "Fn::ImportValue" in statements["ActAsDomainMaster"]["Resource"]
-        assert "MasterRole" in json.dumps(statements["ActAsDomainMaster"]["Resource"])
+        # It may assume exactly one role: the search client of its own environment's domain.
+        assume_smoke = [s for s in statements.values() if "sts:AssumeRole" in json.dumps(s)]
+        assert assume_smoke == [statements["ActAsSearchClient"]]
+        client = statements["ActAsSearchClient"]
+        assert client["Action"] == "sts:AssumeRole"
+        (imported,) = [client["Resource"]]  # one ARN, not a list or a wildcard
+        assert set(imported) == {"Fn::ImportValue"}
+        assert "ClientRole" in json.dumps(imported) and "MasterRole" not in json.dumps(imported)
+        domain_stack = f"{env.prefix}-search"
+        exports = pipeline.stages[env.name][domain_stack].get("Outputs", {})
+        (export,) = [o for o in exports.values()
+                     if o.get("Export", {}).get("Name") == imported["Fn::ImportValue"]]  # fmt: skip
+        assert export["Value"]["Fn::GetAtt"][0].startswith("ClientRole")
 
 
 def test_cross_account_stages_get_kms_encrypted_artifacts(pipeline: SynthesizedPipeline) -> None:
