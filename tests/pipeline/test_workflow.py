@@ -62,7 +62,9 @@ def test_smoke_test_follows_the_deploy_of_the_same_environment() -> None:
     creds = next(i for i, s in enumerate(steps) if "configure-aws-credentials" in s.get("uses", ""))
     assert test < creds < deploy < smoke
     assert '-c env="$ENV_NAME"' in runs[deploy]
-    assert '--env "$ENV_NAME"' in runs[smoke] and "--as-master" in runs[smoke]
+    # Least privilege: the search-client role, never the domain's master role.
+    assert '--env "$ENV_NAME"' in runs[smoke] and "--as-client" in runs[smoke]
+    assert "--as-master" not in runs[smoke]
 
 
 def test_environment_choices_are_the_configured_environments() -> None:
