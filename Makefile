@@ -11,6 +11,8 @@ CDK_FLAGS := --no-notices -c env=$(ENV)
 export CDK_DISABLE_CLI_TELEMETRY := true
 export JSII_SILENCE_WARNING_UNTESTED_NODE_VERSION := 1
 export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION := 1
+# Node 20 is what CI machines have; jsii prints a large end-of-life banner on every synth.
+export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 
 .PHONY: help setup setup-dev synth test lint deploy destroy diff clean pipeline pipeline-synth
 

@@ -7,7 +7,6 @@ shares one synthesized assembly per environment instead of building its own.
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,7 +20,6 @@ from stacks.environment import build_environment
 from stacks.nag import enable_nag
 
 ROOT = Path(__file__).resolve().parents[2]
-os.environ.setdefault("JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION", "1")
 
 
 def cdk_context() -> dict[str, Any]:

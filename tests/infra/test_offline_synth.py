@@ -28,6 +28,7 @@ def test_cli_synth_of_dev_needs_no_credentials_and_no_network(tmp_path: Path) ->
         NO_PROXY="",
         CDK_DISABLE_CLI_TELEMETRY="true",
         JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION="1",
+        JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION="20",
         PATH=f"{ROOT / '.venv' / 'bin'}:{os.environ['PATH']}",
     )
     out = tmp_path / "cdk.out"

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import copy
 import json
-import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,7 +25,6 @@ from stacks.pipeline import PipelineStack, build_pipeline
 from stacks.pipeline_config import PipelineConfig, load_pipeline_config
 
 ROOT = Path(__file__).resolve().parents[2]
-os.environ.setdefault("JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION", "1")
 PIPELINE_ACCOUNT, PIPELINE_REGION = "111111111111", "us-east-1"
 WORKLOAD_ACCOUNT, WORKLOAD_REGION = "222222222222", "eu-west-1"
 
