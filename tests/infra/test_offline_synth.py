@@ -51,3 +51,24 @@ def test_cli_synth_of_dev_needs_no_credentials_and_no_network(tmp_path: Path) ->
     assert {"e5search-dev-endpoint", "e5search-dev-search"} <= stacks
     for name in stacks:
         assert (out / f"{name}.template.json").is_file()
+
+
+def _pins(path: Path) -> dict[str, str]:
+    pins = {}
+    for raw in path.read_text().splitlines():
+        line = raw.split("#", 1)[0].strip()
+        if line and not line.startswith("-"):
+            name, _, version = line.partition("==")
+            pins[name.lower()] = version
+    return pins
+
+
+def test_lambda_dependencies_are_installed_by_the_synth_requirements() -> None:
+    """`make synth` installs only requirements.txt; the Lambda bundler copies each pinned
+    dependency from that environment instead of downloading it, so every Lambda pin
+    must be there at the same version, or synth would need the network."""
+    lambda_pins = _pins(ROOT / "lambdas" / "requirements.txt")
+    synth_pins = _pins(ROOT / "requirements.txt")
+    assert lambda_pins
+    for name, version in lambda_pins.items():
+        assert synth_pins.get(name) == version, f"{name}=={version} missing from requirements.txt"
