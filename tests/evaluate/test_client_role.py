@@ -25,8 +25,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "lambdas"))
 from ml_setup.access_mapping import CLIENT_CLUSTER_ACTIONS, CLIENT_INDEX_ACTIONS
 
 REGION = "us-east-1"
-MASTER = Principal("arn:aws:iam::111122223333:role/app-MasterRole", "ASIAMASTER0000000001", "m")
-CLIENT = Principal("arn:aws:iam::111122223333:role/app-ClientRole", "ASIACLIENT0000000001", "c")
+MASTER = Principal("arn:aws:iam::111122223333:role/app-MasterRole", "FAKETMPMASTER0000000001", "m")
+CLIENT = Principal("arn:aws:iam::111122223333:role/app-ClientRole", "FAKETMPCLIENT0000000001", "c")
 CONNECTOR_ROLE = "arn:aws:iam::111122223333:role/app-ConnectorRole"
 ALIAS, CONCRETE, ROLE = "documents", "documents-0a1b2c3d", "app-dev-search-client"
 FIELD = "passage_text"

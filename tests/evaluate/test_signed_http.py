@@ -30,7 +30,7 @@ from tests.support.opensearch_emulator import Principal
 from tools.signed_http import SignedHttpClient, StatusError, TransportError
 
 REGION = "eu-west-1"
-CREDS = ReadOnlyCredentials("AKIATESTTESTTEST", "secret", None)
+CREDS = ReadOnlyCredentials("FAKEKEYTESTTESTTEST", "secret", None)
 
 # A script step: an HTTP status (with a JSON error body), or one of these faults.
 DROP = "drop"  # close the connection without answering
@@ -302,7 +302,7 @@ def test_ok_returns_the_body_or_raises_naming_the_call(server) -> None:
 
 # -- through the SigV4-checking emulator
 
-MASTER = Principal("arn:aws:iam::111122223333:role/http-admin", "AKIAHTTPADMIN", "secret-http")
+MASTER = Principal("arn:aws:iam::111122223333:role/http-admin", "FAKEKEYHTTPADMIN", "secret-http")
 
 
 @pytest.fixture(scope="module")

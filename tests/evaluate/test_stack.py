@@ -23,7 +23,7 @@ from tools.evaluate.stack import StackError, StackTarget
 from tools.signed_http import SignedHttpClient
 
 REGION = "eu-west-1"
-MASTER = Principal("arn:aws:iam::111122223333:role/eval-admin", "AKIAEVALADMIN", "secret-admin")
+MASTER = Principal("arn:aws:iam::111122223333:role/eval-admin", "FAKEKEYEVALADMIN", "secret-admin")
 CONNECTOR_ROLE = "arn:aws:iam::111122223333:role/connector"
 DEPTH = 11
 

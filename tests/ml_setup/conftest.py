@@ -22,23 +22,23 @@ ACCOUNT = "111122223333"
 REGION = "us-east-1"
 SETUP = Principal(
     f"arn:aws:iam::{ACCOUNT}:role/e5search-dev-search-SetupRole1234",
-    "AKIASETUPROLE0000001",
+    "FAKEKEYSETUPROLE0000001",
     "setup-secret",
     "setup-session-token",
 )
 MASTER = Principal(
     f"arn:aws:iam::{ACCOUNT}:role/e5search-dev-search-MasterRole1234",
-    "ASIAMASTERROLE000001",
+    "FAKETMPMASTERROLE000001",
     "master-secret",
     "master-session-token",
 )
 CLIENT = Principal(
     f"arn:aws:iam::{ACCOUNT}:role/e5search-dev-search-ClientRole1234",
-    "ASIACLIENTROLE000001",
+    "FAKETMPCLIENTROLE000001",
     "client-secret",
     "client-session-token",
 )
-OUTSIDER = Principal(f"arn:aws:iam::{ACCOUNT}:role/someone-else", "AKIAOUTSIDER00000001", "x")
+OUTSIDER = Principal(f"arn:aws:iam::{ACCOUNT}:role/someone-else", "FAKEKEYOUTSIDER00000001", "x")
 CONNECTOR_ROLE = f"arn:aws:iam::{ACCOUNT}:role/e5search-dev-search-ConnectorRole1234"
 OTHER_ML_USER = f"arn:aws:iam::{ACCOUNT}:role/analytics-team"
 

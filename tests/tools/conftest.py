@@ -24,18 +24,18 @@ ACCOUNT = "111122223333"
 REGION = "us-east-1"
 MASTER = Principal(
     f"arn:aws:iam::{ACCOUNT}:role/e5search-dev-search-MasterRole1234",
-    "ASIAMASTERROLE000001",
+    "FAKETMPMASTERROLE000001",
     "master-secret",
     "master-session-token",
 )
 CLIENT = Principal(
     f"arn:aws:iam::{ACCOUNT}:role/e5search-dev-search-ClientRole1234",
-    "ASIACLIENTROLE000001",
+    "FAKETMPCLIENTROLE000001",
     "client-secret",
     "client-session-token",
 )
 CLIENT_ROLE = "e5search-dev-search-client"
-SMOKE_ONLY = Principal(f"arn:aws:iam::{ACCOUNT}:role/not-mapped", "AKIANOTMAPPED0000001", "x")
+SMOKE_ONLY = Principal(f"arn:aws:iam::{ACCOUNT}:role/not-mapped", "FAKEKEYNOTMAPPED0000001", "x")
 CONNECTOR_ROLE = f"arn:aws:iam::{ACCOUNT}:role/e5search-dev-search-ConnectorRole1234"
 INDEX = "documents"  # the alias clients use (stack output IndexAlias)
 CONCRETE_INDEX = "documents-0a1b2c3d"  # what it points at (stack output IndexName)

@@ -222,7 +222,7 @@ def test_unreachable_domain_fails_with_a_reason(capsys) -> None:
     code = smoke.main(
         ["--endpoint", f"http://127.0.0.1:{port}", "--model-id", "m", "--index", "i",
          "--region", REGION, "--timeout", "2"],
-        session_factory=lambda: boto3.Session(aws_access_key_id="AKIAX", aws_secret_access_key="s",
+        session_factory=lambda: boto3.Session(aws_access_key_id="FAKE", aws_secret_access_key="s",
                                               region_name=REGION),
     )  # fmt: skip
     last = capsys.readouterr().out.strip().splitlines()[-1]
@@ -234,7 +234,7 @@ def test_plain_http_to_a_real_host_is_refused(capsys) -> None:
     code = smoke.main(
         ["--endpoint", "http://search-x.us-east-1.es.amazonaws.com", "--model-id", "m",
          "--index", "i", "--region", REGION],
-        session_factory=lambda: boto3.Session(aws_access_key_id="AKIAX", aws_secret_access_key="s",
+        session_factory=lambda: boto3.Session(aws_access_key_id="FAKE", aws_secret_access_key="s",
                                               region_name=REGION),
     )  # fmt: skip
     assert code == 2
