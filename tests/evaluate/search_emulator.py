@@ -1,9 +1,11 @@
 """What the evaluation's ``stack`` target needs on top of the shared OpenSearch emulator.
 
-Kept apart from ``tests/support/opensearch_emulator.py`` (another engineer's
-code, not changed here) as a subclass that only *adds* APIs; everything the
-base enforces (SigV4, access policy, fine-grained permissions, ML Commons
-rules, specification checks of requests and responses) still applies.
+Kept apart from ``tests/support/opensearch_emulator.py`` as a subclass that
+only *adds* APIs, through the base's public :meth:`routes` hook; everything the
+base enforces (SigV4, access policy, fault injection, fine-grained
+permissions, ML Commons rules, specification checks of requests and
+responses, the call log) still applies, ``_bulk`` included: its NDJSON body is
+decoded by the route's own ``parse_body`` inside the base's front end.
 
 Added, each with the rules of the real thing that the tool could get wrong:
 
@@ -37,18 +39,15 @@ from __future__ import annotations
 import json
 import math
 import re
-import threading
 from collections import Counter
-from http.server import ThreadingHTTPServer
 from typing import Any
-from urllib.parse import parse_qsl, urlsplit
 
 from tests.support.opensearch_emulator import (
     ApiError,
     OpenSearchEmulator,
     Outcome,
     Request,
-    _Handler,
+    Route,
 )
 
 # How an ingest item fails when the endpoint behind the connector throttles: ML
@@ -64,6 +63,31 @@ def _terms(text: Any) -> list[str]:
     return re.findall(r"\w+", str(text).lower())
 
 
+def ndjson_body(raw: bytes, headers: dict[str, str]) -> list[Any]:
+    """Decode a ``_bulk`` body as OpenSearch does: NDJSON lines, newline-terminated.
+
+    A route parser (not the base's one-JSON-document decoding) because a bulk
+    body is a sequence of documents; the rules are the ones a bulk client can
+    get wrong: the media type (406 otherwise) and the final newline.
+    """
+    media = headers.get("content-type", "").split(";")[0].strip().lower()
+    if media not in ("application/x-ndjson", "application/json"):
+        raise ApiError(
+            406, "content_type_exception", f"Content-Type header [{media}] is not supported"
+        )
+    text = raw.decode("utf-8")
+    if not text.endswith("\n"):
+        raise ApiError(
+            400,
+            "illegal_argument_exception",
+            "The bulk request must be terminated by a newline [\\n]",
+        )
+    try:
+        return [json.loads(line) for line in text.splitlines() if line.strip()]
+    except ValueError:
+        raise ApiError(400, "parsing_exception", "invalid NDJSON line") from None
+
+
 class SearchEmulator(OpenSearchEmulator):
     """The shared emulator plus bulk ingest, counts, BM25, k-NN, hybrid and search pipelines."""
 
@@ -75,33 +99,24 @@ class SearchEmulator(OpenSearchEmulator):
         self.remote_throttle_items = 0
         self.bulk_requests = 0
 
-    def start(self) -> SearchEmulator:
-        emulator = self
-
-        class Handler(_BulkHandler):
-            owner = emulator
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-        self._thread.start()
-        return self
-
-    def _routes(self):  # type: ignore[override]
+    def routes(self) -> list[Route]:
+        """Ahead of the base's routes, so ``_search`` here replaces the base's."""
         index = r"(?P<index>[^/_][^/]*)"
         pipe = r"(?P<pid>[^/]+)"
         sp = "cluster:admin/search/pipeline/"
+        read = "indices:data/read/search"
         extra = [
-            ("POST", r"/" + index + r"/_bulk", "indices:data/write/bulk", self._bulk),
-            ("GET", r"/" + index + r"/_count", "indices:data/read/search", self._count),
-            ("POST", r"/" + index + r"/_count", "indices:data/read/search", self._count),
-            ("PUT", r"/_search/pipeline/" + pipe, sp + "put", self._pipeline_put),
-            ("GET", r"/_search/pipeline/" + pipe, sp + "get", self._pipeline_get),
-            ("DELETE", r"/_search/pipeline/" + pipe, sp + "delete", self._pipeline_delete),
-            ("POST", r"/" + index + r"/_search", "indices:data/read/search", self._eval_search),
-            ("GET", r"/" + index + r"/_search", "indices:data/read/search", self._eval_search),
+            Route("POST", r"/" + index + r"/_bulk", "indices:data/write/bulk", self._bulk,
+                  parse_body=ndjson_body),
+            Route("GET", r"/" + index + r"/_count", read, self._count),
+            Route("POST", r"/" + index + r"/_count", read, self._count),
+            Route("PUT", r"/_search/pipeline/" + pipe, sp + "put", self._pipeline_put),
+            Route("GET", r"/_search/pipeline/" + pipe, sp + "get", self._pipeline_get),
+            Route("DELETE", r"/_search/pipeline/" + pipe, sp + "delete", self._pipeline_delete),
+            Route("POST", r"/" + index + r"/_search", read, self._eval_search),
+            Route("GET", r"/" + index + r"/_search", read, self._eval_search),
         ]  # fmt: skip
-        return extra + super()._routes()
+        return [*extra, *super().routes()]
 
     # -- bulk and count
 
@@ -413,77 +428,3 @@ class SearchEmulator(OpenSearchEmulator):
                 "hits": hits,
             },
         }
-
-
-class _BulkHandler(_Handler):
-    """Reads ``_bulk`` bodies as NDJSON; every other request goes to the base handler unchanged.
-
-    The base handler decodes every body as one JSON document, which NDJSON is
-    not; the bulk path repeats its front-end steps (signature, faults,
-    specification check, logging) with an NDJSON decoder.
-    """
-
-    owner: SearchEmulator
-
-    def _serve(self) -> None:
-        split = urlsplit(self.path)
-        path = split.path.rstrip("/") or "/"
-        if not path.endswith("/_bulk"):
-            super()._serve()
-            return
-        emulator = self.owner
-        length = int(self.headers.get("Content-Length") or 0)
-        raw = self.rfile.read(length) if length else b""
-        headers = {k.lower(): v for k, v in self.headers.items()}
-        query = dict(parse_qsl(split.query))
-        principal = "anonymous"
-        try:
-            principal = emulator.authenticate(self.command, self.path, headers, raw)
-            fault = emulator.faults.take(principal, self.command, path)
-            if fault is not None:
-                if fault.drop_connection:
-                    self.close_connection = True
-                    return
-                outcome = Outcome(fault.status, fault.body, validate=False)
-            else:
-                media = headers.get("content-type", "").split(";")[0].strip().lower()
-                if media not in ("application/x-ndjson", "application/json"):
-                    raise ApiError(
-                        406,
-                        "content_type_exception",
-                        f"Content-Type header [{media}] is not supported",
-                    )
-                text = raw.decode("utf-8")
-                if not text.endswith("\n"):
-                    raise ApiError(
-                        400,
-                        "illegal_argument_exception",
-                        "The bulk request must be terminated by a newline [\\n]",
-                    )
-                try:
-                    lines = [json.loads(line) for line in text.splitlines() if line.strip()]
-                except ValueError:
-                    raise ApiError(400, "parsing_exception", "invalid NDJSON line") from None
-                if emulator.validator is not None:
-                    emulator.validator.validate_request(self.command, path, query or None, lines)
-                outcome = emulator.handle(Request(principal, self.command, path, query, lines))
-        except ApiError as error:
-            outcome = Outcome(error.status, error.body())
-        except AssertionError as violation:
-            emulator.violations.append(violation)
-            self._send(
-                500, {"error": {"type": "spec_violation", "reason": str(violation)}, "status": 500}
-            )
-            return
-        if outcome.validate and outcome.status < 300 and emulator.validator is not None:
-            try:
-                emulator.validator.validate_response(
-                    self.command, path, outcome.status, outcome.body
-                )
-            except AssertionError as violation:
-                emulator.violations.append(violation)
-        with emulator.lock:
-            emulator.log.append((principal, self.command, path, outcome.status))
-        self._send(outcome.status, outcome.body)
-
-    do_POST = do_PUT = _serve

@@ -119,6 +119,21 @@ def test_bulk_is_a_cluster_permission_and_each_item_embeds_as_the_caller(
     assert emu.indices[CONCRETE].docs == {}
 
 
+def test_bulk_passes_the_same_front_end_as_every_other_api(emu: SearchEmulator) -> None:
+    """NDJSON is decoded by the route, inside the base front end: a 503 that comes after the
+    request took effect applies to ``_bulk`` too, and the call is logged and spec-checked."""
+    emu.faults.add(
+        1, 503, {"message": "gateway"}, path_prefix=f"/{ALIAS}/_bulk", after_processing=True
+    )
+    reply = client(emu, MASTER).request("POST", f"/{ALIAS}/_bulk", ndjson=LINES)
+    assert reply.status == 503
+    assert sorted(emu.indices[CONCRETE].docs) == ["d0", "d1", "d2"]  # it took effect
+    body = client(emu, MASTER).ok("POST", f"/{ALIAS}/_bulk", ndjson=LINES)
+    assert {item["index"]["result"] for item in body["items"]} == {"updated"}
+    assert [c[3] for c in emu.calls() if c[2].endswith("/_bulk")] == [503, 200]
+    assert emu.faults.pending() == 0 and emu.violations == []
+
+
 def test_what_an_evaluation_needs_is_refused_to_the_client(emu: SearchEmulator) -> None:
     """docs/evaluation.md: evaluations run as the master role, because these stay refused."""
     me = client(emu, CLIENT)

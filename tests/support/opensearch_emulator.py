@@ -58,6 +58,11 @@ checks both against the official OpenSearch API specification
 end (access policy denials, injected throttling) are not OpenSearch's and are
 not checked against its specification.
 
+Extending it: a subclass adds APIs by overriding :meth:`OpenSearchEmulator.routes`
+with :class:`Route` entries; a route with its own ``parse_body`` (NDJSON, say)
+still passes the whole front end above. :meth:`OpenSearchEmulator.start` needs
+no override.
+
 Fault injection (:class:`Faults`): front-end 401/403 for the first N calls,
 bursts of 429/503, dropped connections, failing or stalling deployments, a
 domain that does not answer.
@@ -78,7 +83,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol, Self
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 from botocore.auth import SigV4Auth
@@ -87,9 +92,13 @@ from botocore.credentials import ReadOnlyCredentials
 
 __all__ = [
     "ApiError",
+    "BodyParser",
     "Faults",
     "OpenSearchEmulator",
+    "Outcome",
     "Principal",
+    "Request",
+    "Route",
     "hashing_embedder",
 ]
 
@@ -442,6 +451,32 @@ ROUTES: list[tuple[str, str, str, str]] = [
 # ----------------------------------------------------------------------------- state
 
 
+BodyParser = Callable[[bytes, dict[str, str]], Any]
+"""Decodes a request body: ``(raw bytes, lower-cased headers) -> body``; raises ApiError."""
+
+
+class Route(NamedTuple):
+    """One API the emulator serves; :meth:`OpenSearchEmulator.routes` lists them.
+
+    A public type so that subclasses add APIs through the same front end as
+    the built-in ones (SigV4, access policy, fault injection, fine-grained
+    permission check, alias resolution, specification checks, call log)
+    instead of re-implementing any of it.
+    """
+
+    method: str
+    pattern: str
+    """A regular expression the whole path must match; named groups are the handler's kwargs
+    (a group named ``index`` is permission-checked and alias-resolved as an index)."""
+    action: str
+    """The permission the security plugin checks ("" when the handler checks its own)."""
+    handler: Callable[..., Outcome]
+    parse_body: BodyParser | None = None
+    """None: the body is one JSON document. Otherwise the route's own decoder (NDJSON for
+    ``_bulk``, say), which runs after authentication, as the service parses a body only for
+    a caller it has admitted, and whose ApiError is the response."""
+
+
 @dataclass
 class Request:
     principal: str
@@ -522,7 +557,8 @@ class OpenSearchEmulator:
 
     # -- lifecycle
 
-    def start(self) -> OpenSearchEmulator:
+    def start(self) -> Self:
+        """Serve on an ephemeral 127.0.0.1 port; subclasses extend :meth:`routes`, not this."""
         emulator = self
 
         class Handler(_Handler):
@@ -540,7 +576,7 @@ class OpenSearchEmulator:
             self._server.server_close()
             self._server = None
 
-    def __enter__(self) -> OpenSearchEmulator:
+    def __enter__(self) -> Self:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
@@ -692,13 +728,9 @@ class OpenSearchEmulator:
     # -- dispatch
 
     def handle(self, request: Request) -> Outcome:
-        for method, pattern, action, fn in self._routes():
-            if method != request.method:
-                continue
-            found = re.fullmatch(pattern, request.path)
-            if not found:
-                continue
-            params = {k: unquote(v) for k, v in found.groupdict().items()}
+        route, params = self.route_for(request.method, request.path)
+        if route is not None:
+            action, fn = route.action, route.handler
             index = params.get("index")
             if action in CLUSTER_LEVEL_INDEX_ACTIONS:
                 self.authorize(request.principal, action)
@@ -728,14 +760,29 @@ class OpenSearchEmulator:
             405, "illegal_argument_exception", f"no handler for {request.method} {request.path}"
         )
 
-    def _routes(self) -> list[tuple[str, str, str | None, Callable[..., Outcome]]]:
+    def route_for(self, method: str, path: str) -> tuple[Route | None, dict[str, str]]:
+        """The first of :meth:`routes` that serves ``method path``, and its URL-decoded params.
+
+        The front end asks too (to pick the body decoder), so both always agree on the route.
+        """
+        for route in self.routes():
+            if route.method != method:
+                continue
+            found = re.fullmatch(route.pattern, path)
+            if found:
+                return route, {k: unquote(v) for k, v in found.groupdict().items()}
+        return None, {}
+
+    def routes(self) -> list[Route]:
+        """The APIs served, first match wins: a subclass adds or overrides APIs by returning
+        ``[*its_routes, *super().routes()]``."""
         routes = []
         for method, template, action, name in ROUTES:
             pattern = re.sub(r"\{(\w+)\}", r"(?P<\1>[^/]+)", template)
             pattern = pattern.replace("ML/", ML + "/").replace("SEC/", SEC + "/")
             if action.startswith("ml/"):
                 action = "cluster:admin/opensearch/" + action
-            routes.append((method, pattern, action, getattr(self, name)))
+            routes.append(Route(method, pattern, action, getattr(self, name)))
         return routes
 
     # -- cluster
@@ -1636,20 +1683,24 @@ class _Handler(BaseHTTPRequestHandler):
         path = split.path.rstrip("/") or "/"
         query = dict(parse_qsl(split.query))
         method = self.command
-        try:
-            body = json.loads(raw) if raw else None
-        except ValueError:
-            self._send(
-                400,
-                {"error": {"type": "parsing_exception", "reason": "invalid JSON"}, "status": 400},
-            )
-            return
+        route, _ = emulator.route_for(method, path)
+        parse_body = route.parse_body if route is not None else None
+        body: Any = None
+        if parse_body is None:
+            try:
+                body = json.loads(raw) if raw else None
+            except ValueError:
+                error = {"type": "parsing_exception", "reason": "invalid JSON"}
+                self._send(400, {"error": error, "status": 400})
+                return
         principal = "anonymous"
         validate = True
         fault = None
         try:
             principal = emulator.authenticate(method, self.path, headers, raw)
             fault = emulator.faults.take(principal, method, path)
+            if parse_body is not None and (fault is None or fault.after_processing):
+                body = parse_body(raw, headers)
             if fault is not None and fault.after_processing:
                 if emulator.validator is not None:
                     emulator.validator.validate_request(method, path, query or None, body)

@@ -28,24 +28,27 @@ from tests.support.opensearch_emulator import (
     OpenSearchEmulator,
     Outcome,
     Request,
+    Route,
 )
 
 
 class SmokeTestDomain(OpenSearchEmulator):
+    """The shared emulator plus the doc delete and fault switches the smoke test needs."""
+
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.health_status = "green"
         self.drop_embeddings = False
 
-    def _routes(self):  # type: ignore[no-untyped-def]
-        routes = super()._routes()
-        delete = (
+    def routes(self) -> list[Route]:
+        """The base's APIs plus document delete (the base emulator has none)."""
+        delete = Route(
             "DELETE",
             r"/(?P<index>[^/]+)/_doc/(?P<doc>[^/]+)",
             "indices:data/write/delete",
             self._doc_delete,
         )
-        return [delete, *routes]
+        return [delete, *super().routes()]
 
     def _health(self, r: Request) -> Outcome:
         outcome = super()._health(r)
