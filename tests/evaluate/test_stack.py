@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 from tests.evaluate.search_emulator import SearchEmulator
+from tests.support.domain_fixtures import e5_model_config
 from tests.support.opensearch_emulator import Principal
 from tools.evaluate.local import embed_texts, in_process, run_local
 from tools.evaluate.metrics import evaluate, ranked
@@ -104,18 +105,7 @@ def model_id(emulator: SearchEmulator) -> str:
             "name": "e5-asymmetric",
             "function_name": "remote",
             "connector_id": connector,
-            "model_config": {
-                "model_type": "TEXT_EMBEDDING",
-                "embedding_dimension": 384,
-                "framework_type": "SENTENCE_TRANSFORMERS",
-                "additional_config": {
-                    "space_type": "cosinesimil",
-                    "is_asymmetric": True,
-                    "model_family": "e5",
-                    "query_prefix": "query: ",
-                    "passage_prefix": "passage: ",
-                },
-            },
+            "model_config": e5_model_config(),
         },
     )["model_id"]
     client.ok("POST", f"/_plugins/_ml/models/{mid}/_deploy")

@@ -16,30 +16,10 @@ from ml_setup.common import Runtime
 from ml_setup.opensearch_client import Backoff
 
 from tests.ml_setup.cfn import ORDER, FakeClock, Provider, Result
+from tests.support.domain_fixtures import ACCOUNT, CLIENT, CONNECTOR_ROLE, MASTER, REGION, SETUP
 from tests.support.opensearch_emulator import OpenSearchEmulator, Principal
 
-ACCOUNT = "111122223333"
-REGION = "us-east-1"
-SETUP = Principal(
-    f"arn:aws:iam::{ACCOUNT}:role/e5search-dev-search-SetupRole1234",
-    "FAKEKEYSETUPROLE0000001",
-    "setup-secret",
-    "setup-session-token",
-)
-MASTER = Principal(
-    f"arn:aws:iam::{ACCOUNT}:role/e5search-dev-search-MasterRole1234",
-    "FAKETMPMASTERROLE000001",
-    "master-secret",
-    "master-session-token",
-)
-CLIENT = Principal(
-    f"arn:aws:iam::{ACCOUNT}:role/e5search-dev-search-ClientRole1234",
-    "FAKETMPCLIENTROLE000001",
-    "client-secret",
-    "client-session-token",
-)
 OUTSIDER = Principal(f"arn:aws:iam::{ACCOUNT}:role/someone-else", "FAKEKEYOUTSIDER00000001", "x")
-CONNECTOR_ROLE = f"arn:aws:iam::{ACCOUNT}:role/e5search-dev-search-ConnectorRole1234"
 OTHER_ML_USER = f"arn:aws:iam::{ACCOUNT}:role/analytics-team"
 
 

@@ -22,6 +22,7 @@ from tests.ml_setup.conftest import (
     Stack,
 )
 from tests.ml_setup.http import signed_request
+from tests.support.domain_fixtures import e5_model_config
 from tests.support.opensearch_emulator import OpenSearchEmulator
 
 CONNECTOR = "Custom::MlConnector"
@@ -96,18 +97,7 @@ def test_create_builds_the_connector_model_and_index_as_designed(
     assert model["connector_id"] == connector_id
     assert model["model_state"] == "DEPLOYED"
     # Real JSON types although CloudFormation delivered strings.
-    assert model["model_config"] == {
-        "model_type": "TEXT_EMBEDDING",
-        "embedding_dimension": 384,
-        "framework_type": "SENTENCE_TRANSFORMERS",
-        "additional_config": {
-            "space_type": "cosinesimil",
-            "is_asymmetric": True,
-            "model_family": "e5",
-            "query_prefix": "query: ",
-            "passage_prefix": "passage: ",
-        },
-    }
+    assert model["model_config"] == e5_model_config()
     (group,) = emulator.model_groups.values()
     assert group["name"] == model["name"] == stack.data[MODEL]["ModelName"]
 

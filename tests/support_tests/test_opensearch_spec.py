@@ -21,6 +21,7 @@ from typing import Any
 
 import pytest
 
+from tests.support.domain_fixtures import e5_model_config
 from tests.support.opensearch_spec import (
     SHARED_SPEC,
     SPEC_ENV_VAR,
@@ -91,18 +92,7 @@ def register_body() -> dict[str, Any]:
         "function_name": "remote",
         "description": "asymmetric E5 through SageMaker",
         "connector_id": CONNECTOR_ID,
-        "model_config": {
-            "model_type": "TEXT_EMBEDDING",
-            "embedding_dimension": 384,
-            "framework_type": "SENTENCE_TRANSFORMERS",
-            "additional_config": {
-                "space_type": "cosinesimil",
-                "is_asymmetric": True,
-                "model_family": "e5",
-                "query_prefix": "query: ",
-                "passage_prefix": "passage: ",
-            },
-        },
+        "model_config": e5_model_config(),
     }
 
 

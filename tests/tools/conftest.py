@@ -16,27 +16,20 @@ from botocore.credentials import ReadOnlyCredentials
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "lambdas"))
 from ml_setup.access_mapping import CLIENT_CLUSTER_ACTIONS, CLIENT_INDEX_ACTIONS
 
+from tests.support.domain_fixtures import (
+    ACCOUNT,
+    CLIENT,
+    CONNECTOR_ROLE,
+    MASTER,
+    REGION,
+    e5_model_config,
+)
 from tests.support.opensearch_emulator import Principal
 from tests.tools.emulated_domain import SmokeTestDomain
 from tools.signed_http import SignedHttpClient
 
-ACCOUNT = "111122223333"
-REGION = "us-east-1"
-MASTER = Principal(
-    f"arn:aws:iam::{ACCOUNT}:role/e5search-dev-search-MasterRole1234",
-    "FAKETMPMASTERROLE000001",
-    "master-secret",
-    "master-session-token",
-)
-CLIENT = Principal(
-    f"arn:aws:iam::{ACCOUNT}:role/e5search-dev-search-ClientRole1234",
-    "FAKETMPCLIENTROLE000001",
-    "client-secret",
-    "client-session-token",
-)
 CLIENT_ROLE = "e5search-dev-search-client"
 SMOKE_ONLY = Principal(f"arn:aws:iam::{ACCOUNT}:role/not-mapped", "FAKEKEYNOTMAPPED0000001", "x")
-CONNECTOR_ROLE = f"arn:aws:iam::{ACCOUNT}:role/e5search-dev-search-ConnectorRole1234"
 INDEX = "documents"  # the alias clients use (stack output IndexAlias)
 CONCRETE_INDEX = "documents-0a1b2c3d"  # what it points at (stack output IndexName)
 FIELD = "passage_text"
@@ -87,14 +80,7 @@ def deployed() -> Iterator[Deployed]:
         }), "connector")["connector_id"]  # fmt: skip
         model_id = _ok(master.request("POST", "/_plugins/_ml/models/_register", {
             "name": "e5", "function_name": "remote", "connector_id": connector,
-            "model_config": {
-                "model_type": "TEXT_EMBEDDING", "embedding_dimension": 384,
-                "framework_type": "SENTENCE_TRANSFORMERS",
-                "additional_config": {
-                    "space_type": "cosinesimil", "is_asymmetric": True, "model_family": "e5",
-                    "query_prefix": "query: ", "passage_prefix": "passage: ",
-                },
-            },
+            "model_config": e5_model_config(),
         }), "register")["model_id"]  # fmt: skip
         _ok(master.request("POST", f"/_plugins/_ml/models/{model_id}/_deploy"), "deploy")
         for _ in range(domain.deploy_polls):
