@@ -131,9 +131,15 @@ def add_backend_role(client: OpenSearchClient, role: str, backend_role: str) -> 
     current = mapping.get("backend_roles")
     if isinstance(current, list) and backend_role in current:
         return
+    # The security plugin applies a PATCH to the mapping serialized without its
+    # empty lists (security 3.7.0.0 AbstractApiAction.java:204-208,
+    # DefaultObjectMapper.java:104-109; security issue #4393), so appending with
+    # "/backend_roles/-" works only on a non-empty list. On [] (what our own Delete
+    # leaves on ml_full_access) or a missing list (a mapping that lists only
+    # users), set the whole array: there is nobody else's entry to overwrite.
     op = (
         {"op": "add", "path": "/backend_roles/-", "value": backend_role}
-        if isinstance(current, list)
+        if isinstance(current, list) and current
         else {"op": "add", "path": "/backend_roles", "value": [backend_role]}
     )
     client.request("PATCH", f"{SECURITY}/rolesmapping/{role}", body=[op], idempotent=False)

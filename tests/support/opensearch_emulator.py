@@ -106,6 +106,13 @@ ML = "/_plugins/_ml"
 SEC = "/_plugins/_security/api"
 NODE_ID = "emulated-node-1"
 ML_MODEL_INDEX = ".plugins-ml-model"
+# System indices every real domain holds before we create anything: the security
+# plugin's configuration index, and ML Commons' config index, which the
+# cluster manager's sync-up job creates at start (ml-commons 3.7.0.0
+# plugin/src/main/java/org/opensearch/ml/cluster/MLSyncUpCron.java:244-280,
+# scheduled by MLCommonsClusterManagerEventListener.java:105; registered as a
+# system index at MachineLearningPlugin.java:1549). No role of ours covers them.
+SYSTEM_INDICES = (".opendistro_security", ".plugins-ml-config")
 
 
 class Validator(Protocol):
@@ -434,6 +441,7 @@ ROUTES: list[tuple[str, str, str, str]] = [
     # Alias APIs check their indexes and aliases themselves (several of each per request).
     ("POST", "/_aliases", "", "_aliases_update"),
     ("GET", "/_alias/{name}", "", "_alias_get"),
+    ("GET", "/{expression}/_alias/{name}", "", "_alias_get_in"),
     ("PUT", "/{index}", "indices:admin/create", "_index_create"),
     ("GET", "/{index}", "indices:admin/get", "_index_get"),
     ("DELETE", "/{index}", "indices:admin/delete", "_index_delete"),
@@ -542,6 +550,9 @@ class OpenSearchEmulator:
         self.models: dict[str, dict[str, Any]] = {}
         self.tasks: dict[str, dict[str, Any]] = {}
         self.indices: dict[str, IndexState] = {}
+        # Names only: no API of ours reads them, but a request that resolves to
+        # "all indices" must be allowed on them too (see _alias_get).
+        self.system_indices: set[str] = set(SYSTEM_INDICES)
         # alias -> {index: options ({"is_write_index": bool} when given)}
         self.aliases: dict[str, dict[str, dict[str, Any]]] = {}
         self.roles: dict[str, dict[str, Any]] = {k: dict(v) for k, v in RESERVED_ROLES.items()}
@@ -670,11 +681,14 @@ class OpenSearchEmulator:
                         fnmatch.fnmatchcase(index, p) for p in perm.get("index_patterns", [])
                     ) and _allows(perm.get("allowed_actions", []), action):
                         return
-        target = f" on [{index}]" if index else ""
+        # security 3.7.0.0 SecurityFilter.java:402-413: "no permissions for <missing
+        # privileges> and <User.toString()>" (User.java:240-241), status 403, with no
+        # index named. The same answer whether the identity is mapped to a role that
+        # lacks the action or not mapped at all (a fresh mapping not yet propagated).
         raise ApiError(
             403,
             "security_exception",
-            f"no permissions for [{action}]{target} and User [name={arn}, "
+            f"no permissions for [{action}] and User [name={arn}, "
             f"backend_roles=[{arn}], requestedTenant=null]",
         )
 
@@ -1188,7 +1202,18 @@ class OpenSearchEmulator:
         ops = r.body
         if not isinstance(ops, list) or not ops:
             raise _sec_error(400, "Wrong request body")
-        document = json.loads(json.dumps(self.role_mappings[role]))
+        # security 3.7.0.0 AbstractApiAction.java:204-208: the patch is applied to the
+        # entity serialized with omit_defaults (dlic/rest/support/Utils.java:140-148 ->
+        # SecurityDynamicConfiguration.java:295-297 -> DefaultObjectMapper.java:205-209),
+        # whose mapper includes only NON_DEFAULT values (DefaultObjectMapper.java:104-109):
+        # empty lists, false flags and null description are absent. So `add
+        # /backend_roles/-` on a mapping whose backend_roles is [] (or that lists only
+        # users) fails: its parent does not exist (security issue #4393).
+        document = {
+            k: v
+            for k, v in json.loads(json.dumps(self.role_mappings[role])).items()
+            if v not in ([], False, None, "")
+        }
         for op in ops:
             if op.get("op") not in ("add", "replace", "remove"):
                 raise _sec_error(
@@ -1453,11 +1478,62 @@ class OpenSearchEmulator:
         return Outcome(200, {"acknowledged": True})
 
     def _alias_get(self, r: Request, name: str) -> Outcome:
-        holders = sorted(self.aliases.get(name, {}))
-        if holders:
-            self.authorize_index(r.principal, "indices:admin/aliases/get", name)
-        else:
-            self.authorize(r.principal, "indices:admin/aliases/get", name)
+        """``GET /_alias/{name}``: no index in the path means *every* index, system ones too."""
+        return self._get_aliases(r, None, name)
+
+    def _alias_get_in(self, r: Request, expression: str, name: str) -> Outcome:
+        """``GET /{index expression}/_alias/{name}``: only the indexes the expression names."""
+        return self._get_aliases(r, expression, name)
+
+    def _resolve_expression(self, expression: str | None) -> list[str] | None:
+        """The concrete indexes an index expression names; None for "all indices".
+
+        security 3.7.0.0 src/main/java/org/opensearch/security/privileges/actionlevel/legacy/
+        IndexResolverReplacer.java: GetAliasesRequest is an IndicesRequest.Replaceable
+        (:817-822) whose indices are empty when the path has none; empty, ``*`` and
+        ``_all`` are "all without remote" (:131-148) and resolve to local all
+        (:241-246, :370-374), which becomes every concrete index of the cluster (:533-539,
+        :557-559). Otherwise wildcards expand to the matching concrete indexes, an alias
+        to the indexes behind it (:311-339), and a name that resolves to nothing is
+        checked as given (:340-346).
+        """
+        parts = [p for p in (expression or "").split(",") if p]
+        if not parts or parts == ["*"] or "_all" in parts:
+            return None
+        every = sorted({*self.indices, *self.system_indices})
+        found: list[str] = []
+        for part in parts:
+            if "*" in part:
+                found.extend(fnmatch.filter(every, part))
+            elif part in self.aliases:
+                found.extend(sorted(self.aliases[part]))
+            else:
+                found.append(part)
+        return sorted(set(found))
+
+    def _get_aliases(self, r: Request, expression: str | None, name: str) -> Outcome:
+        resolved = self._resolve_expression(expression)
+        # Legacy privileges evaluator (the default): indices:admin/aliases/get is
+        # needed on every resolved index (PrivilegesEvaluatorImpl.java:484-533);
+        # do_not_fail_on_forbidden, which would reduce the request to the allowed
+        # indexes (:484-492, DNFOF_MATCHER :117-127), is off unless configured
+        # (:159; ConfigV7.java:81). An expression that resolves to no index is
+        # granted (RuntimeOptimizedActionPrivileges.java:106-117).
+        # security issue #5871: fixed only by the next-gen evaluator.
+        every = sorted({*self.indices, *self.system_indices}) if resolved is None else resolved
+        for index in every:
+            self.authorize(r.principal, "indices:admin/aliases/get", index)
+        if resolved is not None:
+            for index in resolved:
+                if index not in self.indices and index not in self.system_indices:
+                    # GetAliasesRequest's options are strictExpandHidden: a missing
+                    # concrete name is an error, a wildcard matching nothing is not.
+                    raise ApiError(404, "index_not_found_exception", f"no such index [{index}]")
+        scope = set(self.indices) if resolved is None else set(resolved)
+        holders = sorted(i for i in self.aliases.get(name, {}) if i in scope)
+        if not holders:
+            # OpenSearch RestGetAliasesAction.buildRestResponse: an explicitly
+            # named alias that matched nothing is a 404 with this body.
             return Outcome(404, {"error": f"alias [{name}] missing", "status": 404})
         return Outcome(
             200, {index: {"aliases": {name: dict(self.aliases[name][index])}} for index in holders}
@@ -1639,7 +1715,10 @@ def _json_patch(document: Any, op: dict[str, Any]) -> Any:
     for part in parts[:-1]:
         parent = parent[int(part)] if isinstance(parent, list) else parent.get(part)
         if parent is None:
-            raise _sec_error(400, f"Error in JSON patch: no such path {op['path']}")
+            # zjsonpatch evaluates the parent pointer first (InPlaceApplyProcessor.set);
+            # the plugin answers its JsonPatchApplicationException as a 400 with the
+            # library's message (AbstractApiAction.java:297-305).
+            raise _sec_error(400, f'[{str(op.get("op")).upper()} Operation] Missing field "{part}"')
     last = parts[-1]
     kind = op["op"]
     if isinstance(parent, list):
