@@ -64,6 +64,8 @@ class Estimate:
 
 
 def minutes(seconds: float) -> str:
+    if seconds < 120:
+        return f"{math.ceil(seconds)} s"
     if seconds >= 3600:
         return f"{seconds / 3600:.1f} h"
     return f"{max(1, math.ceil(seconds / 60))} min"

@@ -55,7 +55,10 @@ def filled(stack: Stack, emulator: OpenSearchEmulator) -> Stack:
 
 def set_identity(stack: Stack, key: str, value: Any) -> None:
     # A new object: the applied (old) properties must keep the old identity.
-    stack.props[INDEX]["EmbeddingIdentity"] = {**stack.props[INDEX]["EmbeddingIdentity"], key: value}
+    stack.props[INDEX]["EmbeddingIdentity"] = {
+        **stack.props[INDEX]["EmbeddingIdentity"],
+        key: value,
+    }
 
 
 def salted(salt: str):  # type: ignore[no-untyped-def]
@@ -159,7 +162,7 @@ def test_a_copy_that_fails_part_way_leaves_the_alias_and_old_index(
     old_index = filled.physical[INDEX]
     before = {k: dict(v) for k, v in emulator.indices[old_index].docs.items()}
     if fault == "endpoint_5xx":
-        emulator.reindex_failing_docs = {"77", "78"}
+        emulator.reindex_failing_docs = {"37", "38"}
     else:
         emulator.reindex_task_dies = "node emulated-node-1 left the cluster"
     filled.props[INDEX]["NumberOfShards"] = 2
@@ -167,7 +170,7 @@ def test_a_copy_that_fails_part_way_leaves_the_alias_and_old_index(
     result = results[INDEX]
     assert result.status == "FAILED"
     if fault == "endpoint_5xx":
-        assert "2 failed, first (id 77, status 500): status_exception" in result.reason
+        assert "2 failed, first (id 37, status 500): status_exception" in result.reason
     else:
         assert "node_closed_exception: node emulated-node-1 left the cluster" in result.reason
     assert "alias unchanged" in result.reason and "\n" not in result.reason
@@ -195,28 +198,40 @@ def test_a_retained_half_copy_is_deleted_by_the_rollback(
     filled: Stack, emulator: OpenSearchEmulator
 ) -> None:
     """RetainOnDelete keeps real indexes, never a partial copy left by a failed migration."""
+    old_index = filled.physical[INDEX]
     filled.props[INDEX]["RetainOnDelete"] = True
     filled.props[INDEX]["NumberOfShards"] = 2
-    new_name = None
+    new_name = ""
     original = emulator._tasks_get
 
     def dies(request, task_id):  # type: ignore[no-untyped-def]
         nonlocal new_name
         new_name = emulator.reindex_tasks[task_id]["dest"]
         emulator.reindex_task_dies = "killed"
+        # The handler's own cleanup of the new index fails too (a 403 until it gives up).
+        emulator.faults.add(10_000, 403, {"message": "denied"}, path_prefix=f"/{new_name}")
         return original(request, task_id)
 
     emulator._tasks_get = dies  # type: ignore[method-assign]
     result = filled.update()[INDEX]
-    assert result.status == "FAILED"
-    assert new_name not in emulator.indices
+    emulator._tasks_get = original  # type: ignore[method-assign]
+    emulator.faults._rules.clear()
+    assert result.status == "FAILED" and "killed" in result.reason
+    assert new_name in emulator.indices, "the half copy survived the handler's cleanup"
+    assert emulator.aliases == {"documents": {old_index: {}}}
+    # CloudFormation's rollback: Delete for the physical id the waiter reported.
+    assert result.physical_id == new_name
+    rollback = filled.provider.send(
+        "Delete", INDEX, filled.resolved(INDEX), physical_id=result.physical_id
+    )
+    assert rollback.status == "SUCCESS", rollback.reason
+    assert list(emulator.indices) == [old_index], "no orphan index, RetainOnDelete or not"
 
 
 def test_writes_during_the_copy_are_refused_not_lost(
     filled: Stack, emulator: OpenSearchEmulator
 ) -> None:
     """The rule: the old index is write-blocked during the copy; nothing accepted is dropped."""
-    old_index = filled.physical[INDEX]
     refused: list[int] = []
     original = emulator._tasks_get
 
@@ -250,12 +265,12 @@ def test_the_estimate_refuses_a_copy_longer_than_the_deployment_may_wait(
 ) -> None:
     old_index = filled.physical[INDEX]
     filled.props[INDEX]["ReindexDocsPerSecond"] = 1
-    filled.props[INDEX]["MigrationBudgetSeconds"] = 60
+    filled.props[INDEX]["MigrationBudgetSeconds"] = 30
     filled.props[INDEX]["NumberOfShards"] = 2
     result = filled.update()[INDEX]
     assert result.status == "FAILED"
     assert "re-embedding 60 documents" in result.reason
-    assert "at 1 docs/s takes about 2 min, more than the 1 min" in result.reason
+    assert "at 1 docs/s takes about 60 s, more than the 30 s" in result.reason
     assert "python -m tools.migrate --env dev" in result.reason
     assert list(emulator.indices) == [old_index]
     assert not [c for c in emulator.calls() if c[2] == "/_reindex"]
