@@ -51,6 +51,14 @@ security plugin):
   are not deleted through the index API). Reads through an alias that spans
   several indexes are not emulated (400 that says so).
 
+* Re-embedding copy: ``POST _reindex`` (a cluster permission, then search on
+  the source and bulk/index on the destination as the caller),
+  ``wait_for_completion=false`` answering ``{"task": "node:id"}``, ``GET
+  _tasks/<id>`` with ``completed`` and then ``response`` (bulk-by-scroll
+  counts, per-document ``failures``) or ``error``; the destination's semantic
+  field re-embeds every copied document; ``index.blocks.write`` refuses writes.
+  Faults: documents the fake endpoint answers 5xx for, a task that dies.
+
 Every request, and every response the emulated OpenSearch produces, passes
 through one hook (:attr:`OpenSearchEmulator.validator`), which by default
 checks both against the official OpenSearch API specification
