@@ -46,6 +46,8 @@ MIGRATION_BUDGET_SECONDS = WAIT_TIMEOUT_SECONDS - 5 * 60
 # so that a change of the handler's pooling shows up as an identity change.
 POOLING = "masked_mean"
 NORMALIZE = True
+# Whether neural-search sends content_type (and so whether the endpoint adds a prefix).
+IS_ASYMMETRIC = True
 
 
 def embedding_identity(config: EnvironmentConfig) -> dict[str, object]:
@@ -55,6 +57,7 @@ def embedding_identity(config: EnvironmentConfig) -> dict[str, object]:
         "ModelRevision": config.model_revision,
         "QueryPrefix": config.query_prefix,
         "PassagePrefix": config.passage_prefix,
+        "IsAsymmetric": IS_ASYMMETRIC,
         "Pooling": POOLING,
         "Normalize": NORMALIZE,
         "EmbeddingDimension": config.embedding_dimension,
@@ -235,7 +238,7 @@ class MlSetupStack(cdk.Stack):
             "FrameworkType": "SENTENCE_TRANSFORMERS",
             "EmbeddingDimension": config.embedding_dimension,
             "SpaceType": config.space_type,
-            "IsAsymmetric": True,
+            "IsAsymmetric": IS_ASYMMETRIC,
             "QueryPrefix": config.query_prefix,
             "PassagePrefix": config.passage_prefix,
         }

@@ -79,6 +79,7 @@ def base_properties(endpoint: str) -> dict[str, dict[str, Any]]:
                 "ModelRevision": "614241f622f53c4eeff9890bdc4f31cfecc418b3",
                 "QueryPrefix": "query: ",
                 "PassagePrefix": "passage: ",
+                "IsAsymmetric": True,
                 "Pooling": "masked_mean",
                 "Normalize": True,
                 "EmbeddingDimension": 384,
