@@ -28,6 +28,7 @@ from stacks.embedding_endpoint import EmbeddingEndpointStack
 from stacks.lambda_bundling import python_asset
 from stacks.log_retention import retention_days
 from stacks.nag import acknowledge
+from stacks.reembed_rate import copy_docs_per_second
 from stacks.search_domain import SearchDomainStack
 
 LAMBDA_SOURCE = Path(__file__).resolve().parents[1] / "lambdas"
@@ -37,6 +38,33 @@ RUNTIME = lambda_.Runtime.PYTHON_3_14
 # still, so a stuck deployment fails with ML Commons' state and is cleaned up.
 TOTAL_TIMEOUT = cdk.Duration.minutes(50)
 WAIT_TIMEOUT_SECONDS = 40 * 60
+# The re-embedding copy of an index replacement must fit in the wait, with
+# room for the verification and the alias move; longer copies are refused up
+# front and done by `python -m tools.migrate` (docs/ml-setup.md).
+MIGRATION_BUDGET_SECONDS = WAIT_TIMEOUT_SECONDS - 5 * 60
+# What model/inference.py does (no setting changes it): part of the identity
+# so that a change of the handler's pooling shows up as an identity change.
+POOLING = "masked_mean"
+NORMALIZE = True
+# Whether neural-search sends content_type (and so whether the endpoint adds a prefix).
+IS_ASYMMETRIC = True
+
+
+def embedding_identity(config: EnvironmentConfig) -> dict[str, object]:
+    """What makes two vectors comparable; any change means every document is re-embedded."""
+    return {
+        "ModelId": config.model_id,
+        "ModelRevision": config.model_revision,
+        "QueryPrefix": config.query_prefix,
+        "PassagePrefix": config.passage_prefix,
+        "IsAsymmetric": IS_ASYMMETRIC,
+        "Pooling": POOLING,
+        "Normalize": NORMALIZE,
+        "EmbeddingDimension": config.embedding_dimension,
+        "SpaceType": config.space_type,
+    }
+
+
 SERVICE_TIMEOUT = cdk.Duration.minutes(55)
 # Concurrent predict calls one endpoint instance serves well (2 vCPU CPU
 # instance, MMS workers); beyond that requests only queue and time out.
@@ -210,7 +238,7 @@ class MlSetupStack(cdk.Stack):
             "FrameworkType": "SENTENCE_TRANSFORMERS",
             "EmbeddingDimension": config.embedding_dimension,
             "SpaceType": config.space_type,
-            "IsAsymmetric": True,
+            "IsAsymmetric": IS_ASYMMETRIC,
             "QueryPrefix": config.query_prefix,
             "PassagePrefix": config.passage_prefix,
         }
@@ -229,6 +257,12 @@ class MlSetupStack(cdk.Stack):
                 "NumberOfShards": config.index_shards,
                 "NumberOfReplicas": config.index_replicas,
                 "RetainOnDelete": config.retain,
+                "EmbeddingIdentity": embedding_identity(config),
+                "ReindexDocsPerSecond": copy_docs_per_second(
+                    config.endpoint_instance_type, config.endpoint_min_capacity
+                ),
+                "MigrationBudgetSeconds": MIGRATION_BUDGET_SECONDS,
+                "EnvironmentName": config.name,
             },
         )
         self.connector_id = connector.get_att_string("ConnectorId")

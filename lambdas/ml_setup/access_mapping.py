@@ -32,9 +32,21 @@ LOG = logging.getLogger(__name__)
 RESOURCE_TYPE = "Custom::MlAccessMapping"
 ML_FULL_ACCESS = "ml_full_access"
 SECURITY = "/_plugins/_security/api"
-# Index management only (create, mapping, settings, delete, monitor): the
-# setup role never reads or writes documents.
-INDEX_ACTIONS = ("indices:admin/*", "indices:monitor/*")
+# Index management (create, mapping, settings, delete, monitor), plus what
+# the re-embedding copy on an index replacement needs (semantic_index.py):
+# _reindex is a cluster permission (security 3.7.0.0
+# .../actionlevel/legacy/PrivilegesEvaluatorImpl.java:611-622), its scroll
+# searches the source and its bulk writes the destination as the caller
+# (.../legacy/IndexResolverReplacer.java:855-857). GET _tasks/<id> is
+# cluster:monitor/task/get, which ml_full_access's cluster_monitor already grants.
+INDEX_ACTIONS = (
+    "indices:admin/*",
+    "indices:monitor/*",
+    "indices:data/read/search*",
+    "indices:data/write/index",
+    "indices:data/write/bulk*",
+)
+SETUP_CLUSTER_ACTIONS = ("indices:data/write/reindex", "indices:data/write/bulk")
 # The search client: each permission is here because a request a search
 # application makes needs it (security plugin action names).
 CLIENT_CLUSTER_ACTIONS = (
@@ -166,7 +178,7 @@ def _put_own_role(client: OpenSearchClient, spec: Spec) -> None:
         f"{SECURITY}/roles/{spec.role_name}",
         body={
             "description": "ML setup custom resources: manage this app's semantic index only",
-            "cluster_permissions": [],
+            "cluster_permissions": list(SETUP_CLUSTER_ACTIONS),
             "index_permissions": [
                 {
                     "index_patterns": list(spec.index_patterns),

@@ -31,7 +31,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from . import common
+from . import common, reembed
 from .common import Ctx, Outcome, SetupError, best_effort
 from .opensearch_client import OpenSearchClient, OpenSearchError
 from .properties import FIELD_NAME, INDEX_NAME, Props
@@ -55,6 +55,13 @@ class Spec:
     raw_field_type: str
     chunking: bool
     retain_on_delete: bool
+    # What makes two vectors comparable (endpoint model id and revision,
+    # prefixes, pooling, normalisation, dimension, space type): part of the
+    # index name, so any change lands in a new index and is re-embedded.
+    identity: dict[str, Any] | None = None
+    docs_per_second: float = 0.0
+    budget_seconds: float = 0.0
+    environment: str = "NAME"
 
     @classmethod
     def parse(cls, props: Props) -> Spec:
@@ -76,6 +83,16 @@ class Spec:
             ),
             chunking=props.boolean("Chunking", default=False),
             retain_on_delete=props.boolean("RetainOnDelete", default=False),
+            identity=props.mapping("EmbeddingIdentity") if props.has("EmbeddingIdentity") else None,
+            docs_per_second=float(
+                props.integer("ReindexDocsPerSecond", lo=1, hi=100000, default=1)
+            ),
+            budget_seconds=float(
+                props.integer("MigrationBudgetSeconds", lo=0, hi=3600, default=1800)
+            ),
+            environment=props.string(
+                "EnvironmentName", default="NAME", pattern=r"[a-z][a-z0-9]{1,9}", what="an env name"
+            ),
         )
 
     @property
@@ -88,6 +105,8 @@ class Spec:
             "raw_field_type": self.raw_field_type,
             "chunking": self.chunking,
         }
+        if self.identity is not None:  # absent in stacks from before identities
+            fixed["identity"] = self.identity
         return f"{self.base_name}-{common.config_hash(fixed, 8)}"
 
     def field_mapping(self) -> dict[str, Any]:
@@ -123,9 +142,11 @@ def _get_index(client: OpenSearchClient, name: str) -> dict | None:
     return response.body.get(name)
 
 
-def _create_index(client: OpenSearchClient, spec: Spec, name: str) -> bool:
+def _create_index(
+    client: OpenSearchClient, spec: Spec, name: str, meta: dict[str, Any] | None = None
+) -> bool:
     """Create the index; False if it already existed (a retried create)."""
-    body = {
+    body: dict[str, Any] = {
         "settings": {
             "index": {
                 "knn": True,
@@ -135,6 +156,8 @@ def _create_index(client: OpenSearchClient, spec: Spec, name: str) -> bool:
         },
         "mappings": {"properties": {spec.field: spec.field_mapping()}},
     }
+    if meta:
+        body["mappings"]["_meta"] = meta
     try:
         client.request("PUT", f"/{name}", body=body)
     except OpenSearchError as exc:
@@ -236,10 +259,102 @@ def create(props: Props, ctx: Ctx) -> Outcome:
     return _ensure(client, spec, ctx)
 
 
+MIGRATING = "copying"
+
+
+def _migration_state(index: dict | None) -> str | None:
+    meta = ((index or {}).get("mappings") or {}).get("_meta") or {}
+    return (meta.get("migration") or {}).get("state")
+
+
+def _copy_source(client: OpenSearchClient, spec: Spec, physical_id: str, name: str) -> str | None:
+    """The index whose documents the new one must receive: the replaced one, if it exists."""
+    if physical_id == name or not re.fullmatch(
+        re.escape(spec.base_name) + r"-[0-9a-f]{8}", physical_id
+    ):
+        return None
+    return physical_id if _get_index(client, physical_id) is not None else None
+
+
 def update(props: Props, old_props: Props, physical_id: str, ctx: Ctx) -> Outcome:
-    # Same code path: a new name means a new index (CloudFormation deletes the
-    # old one, honouring the old RetainOnDelete); the same name is converged.
-    return create(props, ctx)
+    """Same name: converged in place. New name (replacement or identity change): re-embed.
+
+    The copy runs as a ``_reindex`` task polled from is_complete; the alias
+    moves only after verification, and CloudFormation's cleanup then deletes
+    (or, with RetainOnDelete, keeps) the old index. An index that already
+    exists under the new name and is not mid-copy (``tools.migrate`` made it)
+    is adopted without another copy.
+    """
+    spec = Spec.parse(props)
+    client = ctx.setup_client()
+    client.wait_until_available()
+    name = spec.index_name
+    source = _copy_source(client, spec, physical_id, name)
+    existing = _get_index(client, name)
+    if existing is not None and _migration_state(existing) == MIGRATING:
+        LOG.info("index %s is left from an unfinished copy; starting over", name)
+        client.request("DELETE", f"/{name}", allow=(404,))
+        existing = None
+    if source is None or existing is not None:
+        return _ensure(client, spec, ctx)
+    documents = reembed.count(client, source)
+    if documents == 0:
+        return _ensure(client, spec, ctx)
+    estimate = reembed.Estimate(documents, spec.docs_per_second)
+    if estimate.seconds > spec.budget_seconds:
+        raise SetupError(
+            f"re-embedding {documents} documents of {source} at {spec.docs_per_second:g} docs/s "
+            f"takes about {reembed.minutes(estimate.seconds)}, more than the "
+            f"{reembed.minutes(spec.budget_seconds)} a deployment may wait; nothing was changed. "
+            f"Run `python -m tools.migrate --env {spec.environment}` first, then deploy again"
+        )
+    _check_model(client, spec.model_id, spec)
+    _create_index(client, spec, name, {"migration": {"state": MIGRATING, "source": source}})
+    try:
+        reembed.set_write_block(client, source, True)
+        task = reembed.start(client, source, name, spec.field, int(spec.docs_per_second))
+    except Exception:
+        _abandon(client, source, name)
+        raise
+    LOG.info("re-embedding %s -> %s: task %s, ~%s", source, name, task, estimate.seconds)
+    return Outcome(
+        name,
+        {"IndexName": name, "IndexAlias": spec.base_name},
+        wait={"task": task, "source": source, "deadline": ctx.wait_deadline()},
+    )
+
+
+def _abandon(client: OpenSearchClient, source: str, name: str) -> None:
+    """Undo a copy: the new index goes (CloudFormation never adopts it), the old one is writable."""
+    best_effort(lambda: client.request("DELETE", f"/{name}", allow=(404,)))
+    best_effort(lambda: reembed.set_write_block(client, source, False))
+
+
+def poll(props: Props, physical_id: str, wait: dict[str, Any], ctx: Ctx) -> Outcome | None:
+    """One look at the copy: still running (None), verified and switched, or failed."""
+    spec = Spec.parse(props)
+    client = ctx.setup_client()
+    source, name = str(wait["source"]), physical_id
+    try:
+        state = reembed.check(client, str(wait["task"]))
+        if not state.completed:
+            if ctx.now() >= float(wait["deadline"]):
+                raise SetupError(
+                    f"re-embedding {source} -> {name} did not finish in time; alias unchanged. "
+                    f"Run `python -m tools.migrate --env {spec.environment}`"
+                )
+            return None
+        if state.failure:
+            raise SetupError(f"{state.failure}; alias unchanged, {source} intact")
+        reembed.verify(client, source, name, spec.field, spec.model_id, spec.dimension)
+        client.request("PUT", f"/{name}/_mapping", body={"_meta": {"migration": {
+            "state": "complete", "source": source}}, "properties": {}})  # fmt: skip
+        point_alias(client, spec.base_name, name)
+    except Exception:
+        _abandon(client, source, name)
+        raise
+    best_effort(lambda: reembed.set_write_block(client, source, False))
+    return _outcome(spec, name)
 
 
 def delete(props: Props, physical_id: str, ctx: Ctx) -> None:
@@ -250,11 +365,13 @@ def delete(props: Props, physical_id: str, ctx: Ctx) -> None:
             "physical id %r is not an index this resource names; nothing to delete", physical_id
         )
         return
-    if spec.retain_on_delete:
-        LOG.info("RetainOnDelete is true: keeping index %s and its documents", physical_id)
-        return
     client = ctx.setup_client()
     client.wait_until_available()
+    if spec.retain_on_delete and _migration_state(_get_index(client, physical_id)) != MIGRATING:
+        LOG.info("RetainOnDelete is true: keeping index %s and its documents", physical_id)
+        return
+    # A half-filled copy (a failed migration's new id, sent by a rollback) is
+    # deleted even with RetainOnDelete: its documents are all still in the source.
     # Removes the index's aliases with it; an alias that has moved to a newer
     # index is no longer on this one and stays.
     client.request("DELETE", f"/{physical_id}", allow=(404,))

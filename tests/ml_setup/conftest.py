@@ -74,6 +74,20 @@ def base_properties(endpoint: str) -> dict[str, dict[str, Any]]:
             "NumberOfShards": 1,
             "NumberOfReplicas": 0,
             "RetainOnDelete": False,
+            "EmbeddingIdentity": {
+                "ModelId": "intfloat/multilingual-e5-small",
+                "ModelRevision": "614241f622f53c4eeff9890bdc4f31cfecc418b3",
+                "QueryPrefix": "query: ",
+                "PassagePrefix": "passage: ",
+                "IsAsymmetric": True,
+                "Pooling": "masked_mean",
+                "Normalize": True,
+                "EmbeddingDimension": 384,
+                "SpaceType": "cosinesimil",
+            },
+            "ReindexDocsPerSecond": 2,
+            "MigrationBudgetSeconds": 2100,
+            "EnvironmentName": "dev",
         },
     }
 

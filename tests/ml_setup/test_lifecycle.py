@@ -128,11 +128,18 @@ def test_create_maps_only_the_setup_role_and_only_through_the_master(
     # The shared mapping gained exactly our entry; the existing one is untouched.
     assert emulator.role_mappings["ml_full_access"]["backend_roles"] == [OTHER_ML_USER, SETUP.arn]
     role = emulator.roles["e5search-dev-ml-setup"]
-    assert role["cluster_permissions"] == []
+    # Index management, plus the re-embedding copy's _reindex (test_migration.py).
+    assert role["cluster_permissions"] == ["indices:data/write/reindex", "indices:data/write/bulk"]
     assert role["index_permissions"] == [
         {
             "index_patterns": ["documents-*", "documents"],
-            "allowed_actions": ["indices:admin/*", "indices:monitor/*"],
+            "allowed_actions": [
+                "indices:admin/*",
+                "indices:monitor/*",
+                "indices:data/read/search*",
+                "indices:data/write/index",
+                "indices:data/write/bulk*",
+            ],
         }
     ]
     assert emulator.role_mappings["e5search-dev-ml-setup"] == {"backend_roles": [SETUP.arn]}
@@ -198,9 +205,9 @@ def test_the_deployed_stack_ingests_and_answers_a_neural_query(
         ("2", "Central Park is a large public park in New York City."),
     ]:
         status, _ = signed_request(
-            emulator, SETUP, "PUT", f"/{index}/_doc/{doc_id}", {"passage_text": text}
+            emulator, SETUP, "PUT", f"/other-{index}/_doc/{doc_id}", {"passage_text": text}
         )
-        assert status == 403  # the setup role may manage the index, not write documents
+        assert status == 403  # the setup role writes (for _reindex) only the app's indexes
         status, _ = signed_request(
             emulator, MASTER, "PUT", f"/{index}/_doc/{doc_id}", {"passage_text": text}
         )

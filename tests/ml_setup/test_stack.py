@@ -88,6 +88,25 @@ def test_properties_are_wired_from_config_and_the_other_stacks(
     assert prod_index["Properties"]["NumberOfReplicas"] == 2
 
 
+def test_the_index_gets_the_embedding_identity_and_the_copy_throttle(
+    envs: dict[str, Synthesized],
+) -> None:
+    """Identity from the typed config; throttle from the endpoint's type and minimum count."""
+    props = custom(ml_template(envs["dev"]), "Custom::SemanticIndex")[1]["Properties"]
+    assert (
+        props["EmbeddingIdentity"]
+        == base_properties("x")["Custom::SemanticIndex"]["EmbeddingIdentity"]
+    )
+    # dev: 1 x ml.m5.large at 4 passages/s, half of it for the copy.
+    assert props["ReindexDocsPerSecond"] == 2
+    assert props["MigrationBudgetSeconds"] == 35 * 60
+    assert props["EnvironmentName"] == "dev"
+    prod = custom(ml_template(envs["prod"]), "Custom::SemanticIndex")[1]["Properties"]
+    # prod: min 2 x ml.c6i.xlarge at 8/s each, half of it.
+    assert prod["ReindexDocsPerSecond"] == 8
+    assert prod["EnvironmentName"] == "prod"
+
+
 def test_resources_are_ordered_mapping_connector_model_index(envs: dict[str, Synthesized]) -> None:
     template = ml_template(envs["dev"])
     mapping_id, _ = custom(template, "Custom::MlAccessMapping")

@@ -51,6 +51,14 @@ security plugin):
   are not deleted through the index API). Reads through an alias that spans
   several indexes are not emulated (400 that says so).
 
+* Re-embedding copy: ``POST _reindex`` (a cluster permission, then search on
+  the source and bulk/index on the destination as the caller),
+  ``wait_for_completion=false`` answering ``{"task": "node:id"}``, ``GET
+  _tasks/<id>`` with ``completed`` and then ``response`` (bulk-by-scroll
+  counts, per-document ``failures``) or ``error``; the destination's semantic
+  field re-embeds every copied document; ``index.blocks.write`` refuses writes.
+  Faults: documents the fake endpoint answers 5xx for, a task that dies.
+
 Every request, and every response the emulated OpenSearch produces, passes
 through one hook (:attr:`OpenSearchEmulator.validator`), which by default
 checks both against the official OpenSearch API specification
@@ -453,6 +461,15 @@ ROUTES: list[tuple[str, str, str, str]] = [
     ("GET", "/{index}/_doc/{doc}", "indices:data/read/get", "_doc_get"),
     ("POST", "/{index}/_search", "indices:data/read/search", "_search"),
     ("GET", "/{index}/_search", "indices:data/read/search", "_search"),
+    # Reindex is a cluster permission in the security plugin (isClusterPerm,
+    # security 3.7.0.0 .../actionlevel/legacy/PrivilegesEvaluatorImpl.java:611-622);
+    # source and destination are then checked as indices
+    # (.../legacy/IndexResolverReplacer.java:855-857): see _reindex.
+    ("POST", "/_reindex", "indices:data/write/reindex", "_reindex"),
+    ("GET", "/_tasks/{task_id}", "cluster:monitor/task/get", "_tasks_get"),
+    # RestCountAction runs a search: the permission is the search one.
+    ("POST", "/{index}/_count", "indices:data/read/search", "_count"),
+    ("GET", "/{index}/_count", "indices:data/read/search", "_count"),
 ]
 
 
@@ -562,6 +579,13 @@ class OpenSearchEmulator:
         self.log: list[tuple[str, str, str, int]] = []
         self.violations: list[BaseException] = []
         self._deploy_progress: dict[str, int] = {}
+        # _reindex tasks ("node:id" -> state) and their fault hooks: documents
+        # the fake endpoint answers 5xx for, and a reason that kills the task.
+        self.reindex_tasks: dict[str, dict[str, Any]] = {}
+        self.reindex_docs_per_poll = 50
+        self.reindex_failing_docs: set[str] = set()
+        self.reindex_task_dies: str | None = None
+        self._task_ids = itertools.count(1000)
         self._seq = itertools.count(1)
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -1366,7 +1390,11 @@ class OpenSearchEmulator:
         for alias, options in aliases.items():
             staged[alias][index] = self._alias_options(options)
         self._check_write_indices(staged)
-        self.indices[index] = IndexState(flat, {"properties": properties})
+        mappings: dict[str, Any] = {"properties": properties}
+        meta = (body.get("mappings") or {}).get("_meta")
+        if isinstance(meta, dict):  # core MapperService: _meta is kept as given
+            mappings["_meta"] = meta
+        self.indices[index] = IndexState(flat, mappings)
         self.aliases.update(staged)
         return Outcome(200, {"acknowledged": True, "shards_acknowledged": True, "index": index})
 
@@ -1572,6 +1600,8 @@ class OpenSearchEmulator:
     def _index_put_mapping(self, r: Request, index: str) -> Outcome:
         state = self._index(index)
         new_props = ((r.body or {}).get("properties")) or {}
+        if isinstance((r.body or {}).get("_meta"), dict):  # _meta is replaced, not merged
+            state.mappings["_meta"] = r.body["_meta"]
         current = state.mappings["properties"]
         knn = state.settings.get("index.knn") == "true"
         for name, spec in new_props.items():
@@ -1648,15 +1678,38 @@ class OpenSearchEmulator:
             n: s for n, s in state.mappings["properties"].items() if s.get("type") == "semantic"
         }
 
-    def _doc_put(self, r: Request, index: str, doc: str) -> Outcome:
-        state = self._index(index)
-        source = dict(r.body or {})
+    def _semantic_ingest(self, principal: str, state: IndexState, source: dict[str, Any]) -> None:
+        """The destination's system processor: embed each semantic field with its model.
+
+        neural-search 3.7.0.0 SemanticFieldProcessor.java:505-531 collects every
+        semantic field's string value and embeds it with the field's model_id;
+        an existing ``<field>_semantic_info`` is reused only when the mapping sets
+        ``skip_existing_embedding`` (SemanticFieldProcessor.java:242-251,
+        SemanticMappingUtils.java:513-530; off by default), so a copied one is
+        overwritten with a fresh embedding.
+        """
         for name, spec in self._semantic_fields(state).items():
             if isinstance(source.get(name), str):
-                self.authorize_inference(r.principal)
+                self.authorize_inference(principal)
                 (vector,) = self.embed(spec["model_id"], [source[name]], "passage")
                 info = spec.get("semantic_info_field_name") or f"{name}_semantic_info"
                 source[info] = {"embedding": vector, "model": {"id": spec["model_id"]}}
+
+    @staticmethod
+    def _check_write_block(index: str, state: IndexState) -> None:
+        # OpenSearch core IndexMetadata.INDEX_WRITE_BLOCK (index.blocks.write).
+        if state.settings.get("index.blocks.write") == "true":
+            raise ApiError(
+                403,
+                "cluster_block_exception",
+                f"index [{index}] blocked by: [FORBIDDEN/8/index write (api)];",
+            )
+
+    def _doc_put(self, r: Request, index: str, doc: str) -> Outcome:
+        state = self._index(index)
+        self._check_write_block(index, state)
+        source = dict(r.body or {})
+        self._semantic_ingest(r.principal, state, source)
         result = "updated" if doc in state.docs else "created"
         state.docs[doc] = source
         return Outcome(
@@ -1702,6 +1755,161 @@ class OpenSearchEmulator:
             return Outcome(200, _hits(index, [(d, s) for _, d, s in top], [sc for sc, _, _ in top]))
         found = [(d, s) for d, s in docs if matches(query, s)]
         return Outcome(200, _hits(index, found[:size]))
+
+    # -- _reindex and the tasks API
+
+    def _count(self, r: Request, index: str) -> Outcome:
+        state = self._index(index)
+        query = (r.body or {}).get("query", {"match_all": {}})
+        count = sum(1 for s in state.docs.values() if matches(query, s))
+        shards = {"total": 1, "successful": 1, "skipped": 0, "failed": 0}
+        return Outcome(200, {"count": count, "_shards": shards})
+
+    def _reindex(self, r: Request) -> Outcome:
+        """``POST _reindex``: a scroll over a snapshot of the source, bulk-written to dest.
+
+        Only what the migration uses: ``source.index``, ``source._source.excludes``,
+        ``dest.index``, ``wait_for_completion=false`` (the answer is ``{"task":
+        "node:id"}``) and ``requests_per_second`` (recorded, reported in the status).
+        The work happens as the task is polled (``reindex_docs_per_poll`` documents per
+        ``GET _tasks``), so a test sees it running. Like core's
+        AbstractAsyncBulkByScrollAction, a batch with failed items ends the task with
+        ``response.failures`` (one per item, status and cause); documents already
+        written stay written.
+        """
+        body = r.body or {}
+        source = body.get("source") or {}
+        dest = body.get("dest") or {}
+        src_name, dest_name = source.get("index"), dest.get("index")
+        if not isinstance(src_name, str) or not isinstance(dest_name, str):
+            raise ApiError(
+                400, "action_request_validation_exception",
+                "Validation Failed: 1: use _reindex with source.index and dest.index;",
+            )  # fmt: skip
+        # IndexResolverReplacer.java:855-857: the destination and the search request
+        # are resolved and checked as index requests of the caller.
+        self.authorize_index(r.principal, "indices:data/read/search", src_name)
+        self.authorize(r.principal, "indices:data/write/bulk")
+        self.authorize_index(r.principal, "indices:data/write/bulk[s]", dest_name)
+        self.authorize_index(r.principal, "indices:data/write/index", dest_name)
+        src = self.resolve(src_name, write=False)
+        dst = self.resolve(dest_name, write=True)
+        state = self._index(src)
+        self._index(dst)
+        excludes = ((source.get("_source") or {}).get("excludes")) or []
+        snapshot = [
+            (doc_id, {k: v for k, v in doc.items() if k not in excludes})
+            for doc_id, doc in state.docs.items()
+        ]
+        rps = float(r.query.get("requests_per_second", "-1"))
+        task = {
+            "principal": r.principal,
+            "source": src,
+            "dest": dst,
+            "pending": snapshot,
+            "total": len(snapshot),
+            "created": 0,
+            "updated": 0,
+            "batches": 0,
+            "failures": [],
+            "error": None,
+            "completed": False,
+            "requests_per_second": rps if rps > 0 else -1.0,
+            "started": time.time(),
+        }
+        if r.query.get("wait_for_completion", "true") != "false":
+            while not task["completed"]:
+                self._advance_reindex(task)
+            return Outcome(200, self._bulk_by_scroll(task))
+        task_id = f"{NODE_ID}:{next(self._task_ids)}"
+        self.reindex_tasks[task_id] = task
+        return Outcome(200, {"task": task_id})
+
+    def _advance_reindex(self, task: dict[str, Any]) -> None:
+        if task["completed"]:
+            return
+        if self.reindex_task_dies:
+            # A task that dies (node left, dest deleted): GET _tasks shows completed with
+            # `error` and no response (TaskResult: error or response, never both).
+            task["error"] = {"type": "node_closed_exception", "reason": self.reindex_task_dies}
+            task["completed"] = True
+            return
+        batch = task["pending"][: self.reindex_docs_per_poll]
+        task["pending"] = task["pending"][len(batch) :]
+        dest = self.indices.get(task["dest"])
+        if dest is None:
+            task["error"] = {
+                "type": "index_not_found_exception", "reason": f"no such index [{task['dest']}]"
+            }  # fmt: skip
+            task["completed"] = True
+            return
+        task["batches"] += 1
+        for doc_id, source in batch:
+            doc = json.loads(json.dumps(source))
+            try:
+                if doc_id in self.reindex_failing_docs:
+                    raise ApiError(
+                        500, "status_exception",
+                        "Error from remote service: SageMaker endpoint returned 503 "
+                        "ModelError for this batch",
+                    )  # fmt: skip
+                self._check_write_block(task["dest"], dest)
+                self._semantic_ingest(task["principal"], dest, doc)
+            except ApiError as error:
+                task["failures"].append({
+                    "index": task["dest"], "id": doc_id, "status": error.status,
+                    "cause": {"type": error.error_type, "reason": error.reason},
+                })  # fmt: skip
+                continue
+            key = "updated" if doc_id in dest.docs else "created"
+            task[key] += 1
+            dest.docs[doc_id] = doc
+        if task["failures"] or not task["pending"]:
+            task["completed"] = True
+
+    @staticmethod
+    def _bulk_by_scroll(task: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "took": int((time.time() - task["started"]) * 1000),
+            "timed_out": False,
+            "total": task["total"],
+            "created": task["created"],
+            "updated": task["updated"],
+            "deleted": 0,
+            "batches": task["batches"],
+            "version_conflicts": 0,
+            "noops": 0,
+            "retries": {"bulk": 0, "search": 0},
+            "throttled_millis": 0,
+            "requests_per_second": task["requests_per_second"],
+            "throttled_until_millis": 0,
+            "failures": task["failures"],
+        }
+
+    def _tasks_get(self, r: Request, task_id: str) -> Outcome:
+        """``GET _tasks/<id>``: ``completed``, the task, then ``response`` or ``error``."""
+        task = self.reindex_tasks.get(task_id)
+        if task is None:
+            raise ApiError(
+                404, "resource_not_found_exception",
+                f"task [{task_id}] isn't running and hasn't stored its results",
+            )  # fmt: skip
+        self._advance_reindex(task)
+        node, number = task_id.split(":")
+        info = {
+            "node": node, "id": int(number), "type": "transport",
+            "action": "indices:data/write/reindex", "cancellable": True, "cancelled": False,
+            "headers": {}, "start_time_in_millis": int(task["started"] * 1000),
+            "running_time_in_nanos": int((time.time() - task["started"]) * 1e9),
+            "description": f"reindex from [{task['source']}] to [{task['dest']}]",
+        }  # fmt: skip
+        body: dict[str, Any] = {"completed": task["completed"], "task": info}
+        if task["completed"]:
+            if task["error"]:
+                body["error"] = task["error"]
+            else:
+                body["response"] = self._bulk_by_scroll(task)
+        return Outcome(200, body)
 
 
 def _json_patch(document: Any, op: dict[str, Any]) -> Any:
