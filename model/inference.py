@@ -42,6 +42,11 @@ from typing import Any
 import torch
 from transformers import AutoModel, AutoTokenizer, PreTrainedTokenizerBase
 
+try:  # model/fast_path.py ships beside this file as code/fast_path.py
+    from . import fast_path
+except ImportError:  # imported as the top-level module ``inference`` (the DLC)
+    import fast_path  # type: ignore[no-redef]
+
 logger = logging.getLogger(__name__)
 
 # Environment variables read by model_fn (documented in docs/model-server.md).
@@ -112,6 +117,7 @@ class HandlerConfig:
     token_budget: int = DEFAULT_TOKEN_BUDGET
     threads: int = 1
     int8: bool = False
+    backend: str = fast_path.DEFAULT_BACKEND
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> HandlerConfig:
@@ -130,6 +136,7 @@ class HandlerConfig:
             token_budget=_positive_int(env, ENV_TOKEN_BUDGET, DEFAULT_TOKEN_BUDGET),
             threads=_positive_int(env, ENV_THREADS, None) or default_threads(env),
             int8=_boolean(env, ENV_INT8, default=False),
+            backend=fast_path.parse_backend(env.get(fast_path.ENV_BACKEND)),
         )
 
     def prefix_for(self, content_type: str) -> str:
@@ -201,6 +208,8 @@ class EmbeddingModel:
     config: HandlerConfig
     max_tokens: int
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))
+    # last_hidden_state from padded ids (fast_path.build_encoder); None: the module itself.
+    encoder: fast_path.Encoder | None = None
 
     @property
     def dimension(self) -> int:
@@ -239,12 +248,18 @@ def load_model(model_dir: str | Path, cfg: HandlerConfig) -> EmbeddingModel:
         # measured by benchmarks/model_throughput.py and is not small.
         model = torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
     model.to(device)
+    encoder = None
+    if cfg.backend != fast_path.DEFAULT_BACKEND:
+        if device.type != "cpu":
+            raise ValueError(f"{fast_path.ENV_BACKEND}: {cfg.backend} is a CPU backend")
+        encoder = fast_path.build_encoder(cfg.backend, model, cfg.threads)
     loaded = EmbeddingModel(
         tokenizer=tokenizer,
         model=model,
         config=cfg,
         max_tokens=resolve_max_tokens(Path(model_dir), tokenizer, model.config, cfg.max_tokens),
         device=device,
+        encoder=encoder,
     )
     # One tiny pass at load time so the first real request does not pay for
     # lazy initialisation inside torch.
@@ -477,7 +492,10 @@ def embed(model: EmbeddingModel, texts: Sequence[str]) -> torch.Tensor:
                 input_ids[row, : lengths[index]] = torch.tensor(ids[index], dtype=torch.long)
                 mask[row, : lengths[index]] = 1
             input_ids, mask = input_ids.to(model.device), mask.to(model.device)
-            hidden = model.model(input_ids=input_ids, attention_mask=mask).last_hidden_state
+            if model.encoder is not None:
+                hidden = model.encoder(input_ids, mask)
+            else:
+                hidden = model.model(input_ids=input_ids, attention_mask=mask).last_hidden_state
             out[batch] = masked_mean_normalised(hidden.float(), mask).cpu()
     return out
 

@@ -30,6 +30,11 @@ class ConfigError(ValueError):
 SUPPORTED_ENGINE_VERSIONS = ("3.5", "3.7")
 REMOVAL_POLICIES = ("destroy", "retain")
 SPACE_TYPES = ("cosinesimil", "innerproduct", "l2")
+# model/fast_path.py backends a deployment may choose (EMBEDDING_BACKEND).
+ENDPOINT_INFERENCE_BACKENDS = ("exact", "bf16")
+# SageMaker instance families on Intel Sapphire Rapids (4th gen Xeon), which has
+# AMX: https://aws.amazon.com/ec2/instance-types/ (C7i, M7i, R7i).
+ENDPOINT_AMX_FAMILIES = ("ml.c7i.", "ml.m7i.", "ml.r7i.")
 LOG_RETENTION_DAYS = ALLOWED_DAYS
 MASTER_COUNTS = (0, 3, 5)
 AWS_REGION_RE = re.compile(r"^[a-z]{2}(-gov|-iso|-isob)?-[a-z]+-\d$")
@@ -80,6 +85,10 @@ class EnvironmentConfig:
     endpoint_max_capacity: int = 2
     # Invocations per instance per minute at which autoscaling adds capacity.
     endpoint_target_invocations_per_instance: int = 600
+    # Encoder backend of the model server (model/fast_path.py, docs/model-server.md):
+    # "exact" (fp32, the default) or the measured opt-in fast path "bf16", which
+    # needs an instance family with AMX (see ENDPOINT_AMX_FAMILIES).
+    endpoint_inference_backend: str = "exact"
 
     # The embedding model. The revision is pinned so a redeploy never picks up
     # a different set of weights silently.
@@ -211,6 +220,8 @@ def _validate(env: str, raw: dict[str, Any]) -> dict[str, Any]:
             v[key] = _expect_int(env, key, value, 1, 40)
         elif key == "endpoint_target_invocations_per_instance":
             v[key] = _expect_int(env, key, value, 1, 100000)
+        elif key == "endpoint_inference_backend":
+            v[key] = _expect_choice(env, key, value, ENDPOINT_INFERENCE_BACKENDS)
         elif key == "model_id":
             v[key] = _expect_match(
                 env, key, value, MODEL_ID_RE, "a Hugging Face model id such as owner/name"
@@ -281,6 +292,14 @@ def _cross_check(cfg: EnvironmentConfig) -> None:
         raise ConfigError(
             f"cdk.json environments.{env}: index_replicas ({cfg.index_replicas}) needs at least "
             f"{cfg.index_replicas + 1} data nodes (data_node_count is {cfg.data_node_count})"
+        )
+    if cfg.endpoint_inference_backend == "bf16" and not cfg.endpoint_instance_type.startswith(
+        ENDPOINT_AMX_FAMILIES
+    ):
+        raise ConfigError(
+            f"cdk.json environments.{env}: endpoint_inference_backend bf16 needs an instance "
+            f"family with AMX ({', '.join(f + '*' for f in ENDPOINT_AMX_FAMILIES)}); "
+            f"endpoint_instance_type is {cfg.endpoint_instance_type}"
         )
     if (cfg.account is None) != (cfg.region is None):
         raise ConfigError(

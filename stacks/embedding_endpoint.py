@@ -223,4 +223,6 @@ def container_environment(config: EnvironmentConfig) -> dict[str, str]:
         # asymmetric model family needs no code change.
         "EMBEDDING_QUERY_PREFIX": config.query_prefix,
         "EMBEDDING_PASSAGE_PREFIX": config.passage_prefix,
+        # model/fast_path.py: "exact" unless the environment opted in to a fast path.
+        "EMBEDDING_BACKEND": config.endpoint_inference_backend,
     }

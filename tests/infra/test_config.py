@@ -178,3 +178,31 @@ def test_app_exits_with_one_clear_line(env: str, overrides: dict[str, Any], frag
     lines = [line for line in result.stderr.splitlines() if line.startswith("Configuration error")]
     assert len(lines) == 1 and fragment in lines[0]
     assert "Traceback" not in result.stderr
+
+
+def test_inference_backend_defaults_to_exact_and_accepts_bf16_on_amx_families() -> None:
+    assert load_config(cdk_context(), "dev").endpoint_inference_backend == "exact"
+    for instance in ("ml.c7i.xlarge", "ml.m7i.large", "ml.r7i.large"):
+        ctx = ctx_with(endpoint_inference_backend="bf16", endpoint_instance_type=instance)
+        assert load_config(ctx, "dev").endpoint_inference_backend == "bf16"
+
+
+def test_unknown_inference_backend_is_refused_with_the_choices() -> None:
+    msg = error_of(ctx_with(endpoint_inference_backend="int4"))
+    assert "environments.dev.endpoint_inference_backend" in msg
+    assert "'int4'" in msg and "'exact', 'bf16'" in msg
+
+
+def test_bf16_backend_on_an_instance_without_amx_is_refused() -> None:
+    msg = error_of(
+        ctx_with(endpoint_inference_backend="bf16", endpoint_instance_type="ml.m5.large")
+    )
+    assert "needs an instance family with AMX" in msg and "ml.m5.large" in msg
+
+
+def test_the_backend_choices_are_the_handler_s() -> None:
+    """A backend the config accepts must be one model/fast_path.py knows."""
+    from model import fast_path
+    from stacks.config import ENDPOINT_INFERENCE_BACKENDS
+
+    assert set(ENDPOINT_INFERENCE_BACKENDS) <= set(fast_path.BACKENDS)

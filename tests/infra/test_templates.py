@@ -209,3 +209,4 @@ def test_container_environment_uses_the_handler_s_variable_names(dev: Synthesize
     env = model["Properties"]["PrimaryContainer"]["Environment"]
     assert env[handler.ENV_QUERY_PREFIX] == "query: "
     assert env[handler.ENV_PASSAGE_PREFIX] == "passage: "
+    assert env[handler.fast_path.ENV_BACKEND] == "exact"

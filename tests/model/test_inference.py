@@ -376,7 +376,22 @@ def test_runtime_code_imports_only_what_the_dlc_has() -> None:
         "pathlib",
         "typing",
     }
-    assert third_party == {"torch", "transformers"}
+    # fast_path is model/fast_path.py, shipped beside it as code/fast_path.py.
+    assert third_party == {"torch", "transformers", "fast_path"}
+
+
+def test_fast_path_imports_only_torch_at_module_level() -> None:
+    """onnxruntime is imported only when an ONNX backend is chosen (not in the DLC)."""
+    from model import fast_path
+
+    roots = set()
+    for node in ast.parse(inspect.getsource(fast_path)).body:
+        if isinstance(node, ast.Import):
+            roots.update(alias.name.split(".")[0] for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            roots.add(node.module.split(".")[0])
+    stdlib = {"__future__", "logging", "tempfile", "time", "collections", "pathlib", "typing"}
+    assert roots - stdlib == {"torch"}
 
 
 def test_requirements_do_not_fight_the_dlc() -> None:

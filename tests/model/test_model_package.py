@@ -29,7 +29,7 @@ def test_code_dir_holds_exactly_the_deployed_archive(tmp_path: Path, model_path:
         if path.is_file()
     }
     assert local == deployed
-    assert set(local) == {"code/inference.py", "code/requirements.txt"}
+    assert set(local) == {"code/inference.py", "code/fast_path.py", "code/requirements.txt"}
     assert (model_dir / "code" / "inference.py").read_bytes() == (
         ROOT / "model" / "inference.py"
     ).read_bytes()
