@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -29,6 +30,26 @@ LOG = logging.getLogger(__name__)
 
 class SetupError(Exception):
     """A failure worded for the CloudFormation event: what failed and OpenSearch's reason."""
+
+
+# ML Commons indexes connectors, groups and models without an id, so their ids
+# are OpenSearch's auto-generated document ids: 20 URL-safe base64 characters
+# (ml-commons 3.7.0.0 plugin/src/main/java/org/opensearch/ml/model/MLModelManager.java:379
+# indexes with no id; IndexRequest.autoGenerateId -> UUIDs.base64UUID). Anything else (a request
+# id CloudFormation substituted, a crafted "../" path) is not ours.
+ML_ID = r"[A-Za-z0-9_\-]{20}"
+
+
+def is_ml_id(value: str) -> bool:
+    """True if ``value`` has the shape of an id ML Commons generates."""
+    return re.fullmatch(ML_ID, value or "") is not None
+
+
+def require_ml_id(value: str, what: str) -> str:
+    """``value`` if it is an ML Commons id; otherwise fail before any call."""
+    if not is_ml_id(value):
+        raise SetupError(f"{what} {value[:80]!r} is not an ML Commons id")
+    return value
 
 
 @dataclass

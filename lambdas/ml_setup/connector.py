@@ -156,6 +156,7 @@ def create(props: Props, ctx: Ctx) -> Outcome:
 
 def update(props: Props, old_props: Props, physical_id: str, ctx: Ctx) -> Outcome:
     spec = Spec.parse(props)
+    common.require_ml_id(physical_id, "connector physical id")
     client = ctx.setup_client()
     client.wait_until_available()
     exists = client.request("GET", f"/_plugins/_ml/connectors/{physical_id}", allow=(404,))
@@ -170,6 +171,11 @@ def update(props: Props, old_props: Props, physical_id: str, ctx: Ctx) -> Outcom
 
 
 def delete(props: Props, physical_id: str, ctx: Ctx) -> None:
+    if not common.is_ml_id(physical_id):
+        # Not one of ours (CloudFormation sends its request id when a Create
+        # failed before returning one): nothing to delete, and no call to make.
+        LOG.warning("physical id %r is not a connector id; nothing to delete", physical_id[:80])
+        return
     client = ctx.setup_client()
     client.wait_until_available()
     client.request("DELETE", f"/_plugins/_ml/connectors/{physical_id}", allow=(404,))
@@ -177,6 +183,9 @@ def delete(props: Props, physical_id: str, ctx: Ctx) -> None:
 
 def poll(props: Props, physical_id: str, wait: dict[str, Any], ctx: Ctx) -> Outcome | None:
     """Wait for the models an update redeployed; fail with ML Commons' reason if one fails."""
+    common.require_ml_id(physical_id, "connector physical id")
+    for model_id in dict(wait.get("tasks", {})):
+        common.require_ml_id(str(model_id), "model id")
     client = ctx.setup_client()
     pending = False
     for model_id, task_id in dict(wait.get("tasks", {})).items():

@@ -71,23 +71,44 @@ def _context(event: dict[str, Any], lambda_context: Any) -> tuple[ModuleType, Pr
     module = RESOURCES.get(resource_type)
     if module is None:
         raise SetupError(
-            f"unknown ResourceType {resource_type!r}; expected one of {', '.join(RESOURCES)}"
+            f"unknown ResourceType {one_line(repr(resource_type), 60)}; "
+            f"expected one of {', '.join(RESOURCES)}"
         )
     runtime = _get_runtime()
     props = Props(event.get("ResourceProperties"), resource_type)
     remaining = lambda_context.get_remaining_time_in_millis() / 1000.0
     deadline = runtime.clock.now() + max(1.0, remaining - SAFETY_MARGIN_SECONDS)
-    return module, props, Ctx.from_props(runtime, props, deadline, str(event["RequestType"]))
+    return module, props, Ctx.from_props(runtime, props, deadline, _require(event, "RequestType"))
+
+
+# CloudFormation shows the reason in one console line and caps the whole
+# response at 4,096 bytes: keep a reason to one line of a few hundred characters.
+MAX_REASON = 400
+
+
+def one_line(text: str, limit: int = MAX_REASON) -> str:
+    """Collapse whitespace and cut to ``limit`` characters."""
+    flat = " ".join(str(text).split())
+    return flat if len(flat) <= limit else flat[: limit - 3] + "..."
 
 
 def _fail(event: dict[str, Any], exc: Exception) -> SetupError:
-    what = f"{event.get('ResourceType')} {event.get('RequestType')} failed"
+    kind = one_line(str(event.get("ResourceType")), 60)
+    what = f"{kind} {one_line(str(event.get('RequestType')), 20)} failed"
     if isinstance(exc, DeadlineExceeded) and exc.status == 0:
-        return SetupError(f"{what}: the domain did not answer in time: {exc}")
+        return SetupError(one_line(f"{what}: the domain did not answer in time: {exc}"))
     if isinstance(exc, (OpenSearchError, SetupError, PropertyError)):
-        return SetupError(f"{what}: {exc}")
+        return SetupError(one_line(f"{what}: {exc}"))
     LOG.exception("unexpected error in %s", _describe(event))
-    return SetupError(f"{what}: internal error {type(exc).__name__}: {exc}")
+    return SetupError(one_line(f"{what}: internal error {type(exc).__name__}: {exc}"))
+
+
+def _require(event: dict[str, Any], key: str) -> str:
+    """A mandatory event field, or a failure that names it."""
+    value = event.get(key)
+    if not isinstance(value, str) or not value:
+        raise SetupError(f"malformed event: {key} is missing or not a string")
+    return value
 
 
 def _response(outcome: Outcome) -> dict[str, Any]:
@@ -102,17 +123,17 @@ def on_event(event: dict[str, Any], lambda_context: Any) -> dict[str, Any]:
     LOG.info("on_event %s", _describe(event))
     try:
         module, props, ctx = _context(event, lambda_context)
-        request = event["RequestType"]
+        request = _require(event, "RequestType")
         if request == "Create":
             outcome = module.create(props, ctx)
         elif request == "Update":
             old = Props(event.get("OldResourceProperties"), str(event["ResourceType"]))
-            outcome = module.update(props, old, event["PhysicalResourceId"], ctx)
+            outcome = module.update(props, old, _require(event, "PhysicalResourceId"), ctx)
         elif request == "Delete":
-            module.delete(props, event["PhysicalResourceId"], ctx)
+            module.delete(props, _require(event, "PhysicalResourceId"), ctx)
             return {"PhysicalResourceId": event["PhysicalResourceId"]}
         else:
-            raise SetupError(f"unknown RequestType {request!r}")
+            raise SetupError(f"unknown RequestType {one_line(repr(request), 40)}")
     except Exception as exc:
         raise _fail(event, exc) from None
     LOG.info("on_event result: %s -> %s", _describe(event), outcome.physical_id)
@@ -126,7 +147,7 @@ def is_complete(event: dict[str, Any], lambda_context: Any) -> dict[str, Any]:
         return {"IsComplete": True}
     try:
         module, props, ctx = _context(event, lambda_context)
-        outcome = module.poll(props, event["PhysicalResourceId"], wait, ctx)
+        outcome = module.poll(props, _require(event, "PhysicalResourceId"), wait, ctx)
     except Exception as exc:
         raise _fail(event, exc) from None
     if outcome is None:

@@ -183,6 +183,7 @@ def create(props: Props, ctx: Ctx) -> Outcome:
 
 def update(props: Props, old_props: Props, physical_id: str, ctx: Ctx) -> Outcome:
     spec = Spec.parse(props)
+    common.require_ml_id(physical_id, "model physical id")
     client = ctx.setup_client()
     client.wait_until_available()
     current = common.get_model(client, physical_id)
@@ -240,6 +241,11 @@ def _remove(client: OpenSearchClient, model_id: str, group_id: str | None) -> No
 
 
 def delete(props: Props, physical_id: str, ctx: Ctx) -> None:
+    if not common.is_ml_id(physical_id):
+        # Not one of ours (CloudFormation's request id after a Create that failed
+        # before returning one): nothing to delete, and no call to make.
+        LOG.warning("physical id %r is not a model id; nothing to delete", physical_id[:80])
+        return
     client = ctx.setup_client()
     client.wait_until_available()
     group_id = None
@@ -253,6 +259,7 @@ def delete(props: Props, physical_id: str, ctx: Ctx) -> None:
 
 
 def poll(props: Props, physical_id: str, wait: dict[str, Any], ctx: Ctx) -> Outcome | None:
+    common.require_ml_id(physical_id, "model physical id")
     client = ctx.setup_client()
     check = common.check_deployment(
         client, physical_id, wait.get("task_id"), deadline=float(wait["deadline"]), now=ctx.now()

@@ -249,6 +249,9 @@ class OpenSearchClient:
     def _send(
         self, method: str, path: str, query: Mapping[str, str] | None, body: Any
     ) -> tuple[int, bytes]:
+        if not path.startswith("/") or any(seg in (".", "..") for seg in path.split("/")):
+            # A crafted id must never turn into another API's path (quote keeps "../").
+            raise ValueError(f"refusing a request path with dot segments: {path[:200]!r}")
         url = self._base + quote(path, safe="/_-.~,*")
         if query:
             url += "?" + urlencode(sorted(query.items()))

@@ -28,11 +28,16 @@ class Props:
     """Read-only view of ``ResourceProperties`` with typed, validated getters."""
 
     def __init__(self, raw: Mapping[str, Any] | None, resource_type: str) -> None:
+        if raw is not None and not isinstance(raw, Mapping):
+            raise PropertyError(
+                f"{resource_type}: ResourceProperties is a {type(raw).__name__}; expected an object"
+            )
         self._raw: Mapping[str, Any] = raw or {}
         self._type = resource_type
 
     def _fail(self, key: str, value: Any, expected: str) -> PropertyError:
-        shown = "missing" if value is None else f"{value!r}"
+        # A value can be up to CloudFormation's 1 MB of template: show only its start.
+        shown = "missing" if value is None else _short(repr(value))
         return PropertyError(f"{self._type} property {key}: {shown}; expected {expected}")
 
     def contains(self, key: str) -> bool:
@@ -122,6 +127,12 @@ class Props:
         if not isinstance(value, dict):
             raise self._fail(key, value, "a JSON object")
         return dict(value)
+
+
+def _short(text: str, limit: int = 80) -> str:
+    """One line of at most ``limit`` characters (a reason stays within CloudFormation's 4 KB)."""
+    flat = " ".join(text.split())
+    return flat if len(flat) <= limit else flat[: limit - 3] + "..."
 
 
 def to_bool(value: Any, fail: Any) -> bool:
