@@ -40,7 +40,7 @@ TOTAL_TIMEOUT = cdk.Duration.minutes(50)
 WAIT_TIMEOUT_SECONDS = 40 * 60
 # The re-embedding copy of an index replacement must fit in the wait, with
 # room for the verification and the alias move; longer copies are refused up
-# front and done by `python -m tools.migrate` (docs/ml-setup.md).
+# front (a copy outside CloudFormation, `tools.migrate`, is not built yet).
 MIGRATION_BUDGET_SECONDS = WAIT_TIMEOUT_SECONDS - 5 * 60
 # What model/inference.py does (no setting changes it): part of the identity
 # so that a change of the handler's pooling shows up as an identity change.

@@ -282,7 +282,8 @@ def update(props: Props, old_props: Props, physical_id: str, ctx: Ctx) -> Outcom
     The copy runs as a ``_reindex`` task polled from is_complete; the alias
     moves only after verification, and CloudFormation's cleanup then deletes
     (or, with RetainOnDelete, keeps) the old index. An index that already
-    exists under the new name and is not mid-copy (``tools.migrate`` made it)
+    exists under the new name and is not mid-copy (what a copy outside
+    CloudFormation, the planned ``tools.migrate``, would leave)
     is adopted without another copy.
     """
     spec = Spec.parse(props)
@@ -306,7 +307,8 @@ def update(props: Props, old_props: Props, physical_id: str, ctx: Ctx) -> Outcom
             f"re-embedding {documents} documents of {source} at {spec.docs_per_second:g} docs/s "
             f"takes about {reembed.minutes(estimate.seconds)}, more than the "
             f"{reembed.minutes(spec.budget_seconds)} a deployment may wait; nothing was changed. "
-            f"Run `python -m tools.migrate --env {spec.environment}` first, then deploy again"
+            f"Raise endpoint_min_capacity or pick a faster endpoint_instance_type for "
+            f"environment {spec.environment}, then deploy again"
         )
     _check_model(client, spec.model_id, spec)
     _create_index(client, spec, name, {"migration": {"state": MIGRATING, "source": source}})
@@ -341,7 +343,8 @@ def poll(props: Props, physical_id: str, wait: dict[str, Any], ctx: Ctx) -> Outc
             if ctx.now() >= float(wait["deadline"]):
                 raise SetupError(
                     f"re-embedding {source} -> {name} did not finish in time; alias unchanged. "
-                    f"Run `python -m tools.migrate --env {spec.environment}`"
+                    f"Raise endpoint_min_capacity for environment {spec.environment} "
+                    "and deploy again"
                 )
             return None
         if state.failure:
