@@ -306,6 +306,19 @@ def _cross_check(cfg: EnvironmentConfig) -> None:
             f"cdk.json environments.{env}: set both account and region, or neither "
             "(neither gives an environment-agnostic template)"
         )
+    if cfg.region is not None and cfg.region.startswith("cn-"):
+        # ML Commons refuses a connector whose URL matches none of
+        # plugins.ml_commons.trusted_connector_endpoints_regex, and the default
+        # list only knows "...\\.amazonaws\\.com/" hosts (ml-commons 3.7.0.0
+        # common/src/main/java/org/opensearch/ml/common/settings/MLCommonsSettings.java:247-276,
+        # checked at connector create in TransportCreateConnectorAction.java:129):
+        # runtime.sagemaker.<cn-region>.amazonaws.com.cn never matches, so the
+        # deploy would fail at the connector. Fail at synth instead.
+        raise ConfigError(
+            f"cdk.json environments.{env}.region: {cfg.region!r} is a China-partition region; "
+            "its SageMaker URLs (amazonaws.com.cn) do not match ML Commons' default "
+            "trusted_connector_endpoints_regex, so the connector cannot be created there"
+        )
     if len(cfg.domain_name) > 28:
         raise ConfigError(
             f"cdk.json: app_name {cfg.app_name!r} with environment {env!r} makes the domain name "

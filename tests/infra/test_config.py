@@ -141,6 +141,16 @@ def test_rules_between_keys(overrides: dict[str, Any], fragment: str) -> None:
     assert fragment in error_of(ctx_with(**overrides))
 
 
+@pytest.mark.parametrize("region", ["cn-north-1", "cn-northwest-1"])
+def test_china_partition_region_fails_with_one_line_naming_the_trusted_endpoint_rule(
+    region: str,
+) -> None:
+    msg = error_of(ctx_with(account="123456789012", region=region))
+    assert "\n" not in msg
+    assert f"environments.dev.region: {region!r}" in msg
+    assert "trusted_connector_endpoints_regex" in msg
+
+
 def test_long_app_name_would_break_the_domain_name_limit() -> None:
     ctx = copy.deepcopy(cdk_context())
     ctx["app_name"] = "averylongapp"
