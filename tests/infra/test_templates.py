@@ -210,3 +210,22 @@ def test_container_environment_uses_the_handler_s_variable_names(dev: Synthesize
     assert env[handler.ENV_QUERY_PREFIX] == "query: "
     assert env[handler.ENV_PASSAGE_PREFIX] == "passage: "
     assert env[handler.fast_path.ENV_BACKEND] == "exact"
+
+
+def test_container_environment_never_bypasses_our_inference_code(
+    all_envs: list[Synthesized],
+) -> None:
+    """SAGEMAKER_PROGRAM or SAGEMAKER_MULTI_MODEL would make the HF DLC skip code/inference.py.
+
+    SAGEMAKER_MULTI_MODEL=true puts the toolkit in multi-model mode: no handler
+    service in the MMS config and no model loaded at start
+    (sagemaker-huggingface-inference-toolkit 2.6.0 mms_model_server.py:69, 98, 114).
+    SAGEMAKER_PROGRAM names another user module (sagemaker_inference
+    parameters.py:18; DESIGN.md: it bypasses code/inference.py).
+    """
+    for synthesized in all_envs:
+        (model,) = synthesized.resources("AWS::SageMaker::Model").values()
+        env = model["Properties"]["PrimaryContainer"]["Environment"]
+        assert "SAGEMAKER_PROGRAM" not in env
+        assert "SAGEMAKER_MULTI_MODEL" not in env
+        assert env["HF_MODEL_REVISION"]
