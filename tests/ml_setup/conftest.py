@@ -19,6 +19,20 @@ from tests.ml_setup.cfn import ORDER, FakeClock, Provider, Result
 from tests.support.domain_fixtures import ACCOUNT, CLIENT, CONNECTOR_ROLE, MASTER, REGION, SETUP
 from tests.support.opensearch_emulator import OpenSearchEmulator, Principal
 
+# What the stack passes as the index's EmbeddingIdentity for the default config
+# (stacks/ml_setup.py); tests that change one part of it start from a copy.
+IDENTITY: dict[str, Any] = {
+    "ModelId": "intfloat/multilingual-e5-small",
+    "ModelRevision": "614241f622f53c4eeff9890bdc4f31cfecc418b3",
+    "QueryPrefix": "query: ",
+    "PassagePrefix": "passage: ",
+    "IsAsymmetric": True,
+    "Pooling": "masked_mean",
+    "Normalize": True,
+    "EmbeddingDimension": 384,
+    "SpaceType": "cosinesimil",
+}
+
 OUTSIDER = Principal(f"arn:aws:iam::{ACCOUNT}:role/someone-else", "FAKEKEYOUTSIDER00000001", "x")
 OTHER_ML_USER = f"arn:aws:iam::{ACCOUNT}:role/analytics-team"
 
@@ -74,17 +88,7 @@ def base_properties(endpoint: str) -> dict[str, dict[str, Any]]:
             "NumberOfShards": 1,
             "NumberOfReplicas": 0,
             "RetainOnDelete": False,
-            "EmbeddingIdentity": {
-                "ModelId": "intfloat/multilingual-e5-small",
-                "ModelRevision": "614241f622f53c4eeff9890bdc4f31cfecc418b3",
-                "QueryPrefix": "query: ",
-                "PassagePrefix": "passage: ",
-                "IsAsymmetric": True,
-                "Pooling": "masked_mean",
-                "Normalize": True,
-                "EmbeddingDimension": 384,
-                "SpaceType": "cosinesimil",
-            },
+            "EmbeddingIdentity": dict(IDENTITY),
             "ReindexDocsPerSecond": 2,
             "MigrationBudgetSeconds": 2100,
             "EnvironmentName": "dev",

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from tests.ml_setup.conftest import CLIENT, MASTER, Stack
+from tests.ml_setup.conftest import CLIENT, IDENTITY, MASTER, Stack
 from tests.ml_setup.http import signed_request
 from tests.ml_setup.test_lifecycle import INDEX, MODEL, created, record_alias_requests
 from tests.support.opensearch_emulator import (
@@ -22,17 +22,6 @@ from tests.support.opensearch_emulator import (
     hashing_embedder,
 )
 
-IDENTITY: dict[str, Any] = {
-    "ModelId": "intfloat/multilingual-e5-small",
-    "ModelRevision": "614241f622f53c4eeff9890bdc4f31cfecc418b3",
-    "QueryPrefix": "query: ",
-    "PassagePrefix": "passage: ",
-    "IsAsymmetric": True,
-    "Pooling": "masked_mean",
-    "Normalize": True,
-    "EmbeddingDimension": 384,
-    "SpaceType": "cosinesimil",
-}
 TEXTS = {str(i): f"document number {i} about topic {i % 7}" for i in range(60)}
 
 

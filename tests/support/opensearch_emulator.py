@@ -58,6 +58,10 @@ security plugin):
   counts, per-document ``failures``) or ``error``; the destination's semantic
   field re-embeds every copied document; ``index.blocks.write`` refuses writes.
   Faults: documents the fake endpoint answers 5xx for, a task that dies.
+  Unlike the plugin rules, these OpenSearch core behaviours (reindex, tasks,
+  write block) cite core class names only, not a 3.7.0 tag and line: the core
+  repository is too large for this workplace to fetch. That ``_reindex`` writes
+  run the destination's semantic-field processing is inferred (docs/ml-setup.md).
 
 Every request, and every response the emulated OpenSearch produces, passes
 through one hook (:attr:`OpenSearchEmulator.validator`), which by default
