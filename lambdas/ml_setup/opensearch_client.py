@@ -9,9 +9,18 @@ mappings take seconds to propagate, so the first calls of a new identity get
 derived from the Lambda's remaining time, never forever.
 
 Retry rules:
-* 401/403 (permission propagation), 429 (throttling) and 408 are retried for
-  every request: OpenSearch and the service front end reject these before the
-  request does anything.
+* 429 (throttling) and 408 are retried for every request until the deadline:
+  OpenSearch and the service front end reject these before the request does
+  anything.
+* Denials are told apart, because only some of them are propagation delays:
+  401, and the service front end's IAM denial (a ``{"Message": "User: ... is
+  not authorized to perform: es:ESHttp..."}`` body, what a role or policy
+  created seconds ago gets) are retried until the deadline. Any other 403 (the
+  security plugin's ``security_exception`` "no permissions for [...]", an ML
+  Commons 403 such as model access control) is retried only for
+  ``PERMANENT_DENIAL_SECONDS`` (a fresh role mapping reaches every node well
+  within that), then fails with :class:`PermissionDenied`, which names the
+  permission, instead of burning the Lambda's remaining minutes.
 * 5xx and connection errors are retried only for requests marked idempotent.
   A POST that creates an object may have succeeded before the 5xx; resource
   code retries those at a higher level (find by name, then create).
@@ -24,6 +33,7 @@ from __future__ import annotations
 import json
 import logging
 import random
+import re
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -39,6 +49,11 @@ LOG = logging.getLogger(__name__)
 
 # Rejected before the request has any effect: safe to retry even for a POST.
 PRE_EXECUTION_RETRY = frozenset({401, 403, 408, 429})
+# How long a 403 that is not the front end's IAM denial may persist before it is
+# taken as a missing permission rather than a mapping still propagating.
+PERMANENT_DENIAL_SECONDS = 60.0
+_FRONT_END_DENIAL = re.compile(r"is not authorized to perform: es:ESHttp\w+")
+_MISSING_PERMISSION = re.compile(r"no permissions for \[([^\]]*)\]")
 # Possibly after the request took effect: retried only when idempotent.
 SERVER_RETRY = frozenset({500, 502, 503, 504})
 MAX_REASON_CHARS = 600
@@ -95,6 +110,42 @@ class DeadlineExceeded(OpenSearchError):
             f"gave up after {waited:.0f}s of retries; last error: {last.reason}",
         )
         self.last = last
+
+
+class PermissionDenied(OpenSearchError):
+    """A 403 that outlasted the propagation bound: a permission is missing, not late."""
+
+    def __init__(self, last: OpenSearchError, waited: float) -> None:
+        found = _MISSING_PERMISSION.search(last.reason)
+        missing = f"missing permission [{found.group(1)}]" if found else "permission denied"
+        super().__init__(
+            last.method,
+            last.path,
+            last.status,
+            last.error_type,
+            f"{missing} (still refused after {waited:.0f}s, so not a propagation delay): "
+            f"{last.reason}",
+        )
+        self.last = last
+
+
+def is_propagation_denial(status: int, raw: bytes) -> bool:
+    """True for the denials a just-created identity gets while IAM and mappings propagate.
+
+    401, and the front end's IAM answer: a top-level ``Message`` (capital M, the
+    AWS service shape, not OpenSearch's ``error`` object) saying the caller "is
+    not authorized to perform: es:ESHttp<Method>".
+    """
+    if status == 401:
+        return True
+    if status != 403:
+        return False
+    try:
+        body = json.loads(raw.decode("utf-8")) if raw else None
+    except (UnicodeDecodeError, ValueError):
+        return False
+    message = body.get("Message") if isinstance(body, dict) else None
+    return isinstance(message, str) and _FRONT_END_DENIAL.search(message) is not None
 
 
 @dataclass(frozen=True)
@@ -222,6 +273,7 @@ class OpenSearchClient:
         if idempotent is None:
             idempotent = method in ("GET", "HEAD", "PUT", "DELETE")
         started = self._clock.now()
+        first_denial: float | None = None
         attempt = 0
         while True:
             try:
@@ -237,6 +289,11 @@ class OpenSearchClient:
                 error_type, reason = parse_error(status, raw)
                 failure = OpenSearchError(method, path, status, error_type, reason)
                 retryable = status in PRE_EXECUTION_RETRY or (idempotent and status in SERVER_RETRY)
+                if status == 403 and not is_propagation_denial(status, raw):
+                    now = self._clock.now()
+                    first_denial = now if first_denial is None else first_denial
+                    if now - first_denial >= PERMANENT_DENIAL_SECONDS:
+                        raise PermissionDenied(failure, now - started)
             if not retryable:
                 raise failure
             delay = self._backoff.delay(attempt)

@@ -9,6 +9,7 @@ from ml_setup.opensearch_client import (
     DeadlineExceeded,
     OpenSearchClient,
     OpenSearchError,
+    PermissionDenied,
     parse_error,
 )
 from ml_setup.properties import PropertyError, Props
@@ -66,7 +67,9 @@ def test_the_emulator_rejects_bad_signatures_wrong_service_and_outsiders(
     assert signed_request(emulator, SETUP, "GET", "/_cluster/health", secret="wrong")[0] == 403
     assert signed_request(emulator, SETUP, "GET", "/_cluster/health", service="aoss")[0] == 403
     status, body = signed_request(emulator, OUTSIDER, "GET", "/_cluster/health")
-    assert status == 403 and "not authorized" in str(body)
+    # The front end's IAM denial has the AWS shape, not OpenSearch's error object.
+    assert status == 403 and set(body) == {"Message"}
+    assert f"User: {OUTSIDER.arn} is not authorized to perform: es:ESHttpGet" in body["Message"]
     # Signed correctly but not mapped to any role: FGAC refuses.
     status, body = signed_request(emulator, SETUP, "GET", "/_cluster/health")
     assert status == 403 and body["error"]["type"] == "security_exception"
@@ -113,3 +116,87 @@ def test_cloudformation_strings_are_coerced_and_bad_values_name_the_property() -
     ):
         with pytest.raises(PropertyError, match=r"Custom::X property \w+"):
             call()
+
+
+class SteadyBackoff(Backoff):
+    """Ten seconds between attempts: makes "how long a denial lasted" exact."""
+
+    def delay(self, attempt: int) -> float:
+        return 10.0
+
+
+def steady_client(emulator: OpenSearchEmulator, clock: FakeClock) -> OpenSearchClient:
+    return OpenSearchClient(
+        emulator.endpoint,
+        emulator.region,
+        lambda: SETUP.credentials,
+        deadline=clock.now() + 280,
+        clock=clock,
+        backoff=SteadyBackoff(),
+    )
+
+
+def test_the_front_ends_iam_denial_is_retried_past_the_short_bound(
+    emulator: OpenSearchEmulator, clock: FakeClock, runtime: Runtime
+) -> None:
+    # A role created seconds ago: the front end refuses it for 150 s, then admits it.
+    emulator.role_mappings["ml_full_access"] = {"backend_roles": [SETUP.arn]}
+    emulator.faults.deny(15, 403, principal=SETUP.arn)
+    response = steady_client(emulator, clock).wait_until_available()
+    assert response.status == 200 and len(clock.sleeps) == 15 and emulator.faults.pending() == 0
+
+
+def test_a_401_is_retried_past_the_short_bound(
+    emulator: OpenSearchEmulator, clock: FakeClock, runtime: Runtime
+) -> None:
+    emulator.role_mappings["ml_full_access"] = {"backend_roles": [SETUP.arn]}
+    emulator.faults.deny(12, 401, principal=SETUP.arn)
+    assert steady_client(emulator, clock).wait_until_available().status == 200
+    assert len(clock.sleeps) == 12
+
+
+def test_a_missing_fine_grained_permission_fails_after_the_short_bound_naming_it(
+    emulator: OpenSearchEmulator, clock: FakeClock, runtime: Runtime
+) -> None:
+    # Not mapped to any role: the security plugin's "no permissions for [...]".
+    started = clock.now()
+    with pytest.raises(PermissionDenied) as caught:
+        steady_client(emulator, clock).wait_until_available()
+    waited = clock.now() - started
+    assert 60 <= waited < 80, waited
+    assert caught.value.status == 403 and caught.value.error_type == "security_exception"
+    assert caught.value.reason.startswith("missing permission [cluster:monitor/health]")
+    assert "\n" not in str(caught.value) and len(str(caught.value)) <= 700
+
+
+def test_a_fine_grained_denial_that_clears_within_the_bound_is_retried(
+    emulator: OpenSearchEmulator, clock: FakeClock, runtime: Runtime
+) -> None:
+    # A role mapping written a moment ago reaches this node after 50 s.
+    body = {
+        "error": {"type": "security_exception", "reason": "no permissions for [x] and User [a]"},
+        "status": 403,
+    }
+    emulator.role_mappings["ml_full_access"] = {"backend_roles": [SETUP.arn]}
+    emulator.faults.add(5, 403, body, principal=SETUP.arn)
+    assert steady_client(emulator, clock).wait_until_available().status == 200
+
+
+def test_an_ml_commons_403_that_persists_fails_after_the_short_bound(
+    emulator: OpenSearchEmulator, clock: FakeClock, runtime: Runtime
+) -> None:
+    body = {
+        "error": {
+            "type": "status_exception",
+            "reason": "User doesn't have privilege to perform this operation on this model",
+        },
+        "status": 403,
+    }
+    emulator.role_mappings["ml_full_access"] = {"backend_roles": [SETUP.arn]}
+    emulator.faults.add(100, 403, body, principal=SETUP.arn)
+    started = clock.now()
+    with pytest.raises(PermissionDenied) as caught:
+        steady_client(emulator, clock).request("GET", "/_plugins/_ml/models/abc")
+    assert clock.now() - started < 80
+    assert caught.value.reason.startswith("permission denied (still refused after")
+    assert "privilege to perform this operation" in caught.value.reason

@@ -160,6 +160,15 @@ class ApiError(Exception):
         self.security = security
 
     def body(self) -> dict[str, Any]:
+        if self.error_type == "AccessDenied":
+            # The service front end's IAM denial is not an OpenSearch error: a bare
+            # {"Message": "User: <arn> is not authorized to perform: es:ESHttp<Verb> ..."}
+            # (AWS knowledge center "anonymous-not-authorized-opensearch",
+            # https://repost.aws/knowledge-center/anonymous-not-authorized-opensearch;
+            # developer guide ac.html, "Identity and Access Management in Amazon
+            # OpenSearch Service"). The trailing "because no resource-based policy
+            # allows ..." clause is IAM's standard wording (inferred, not in those pages).
+            return {"Message": self.reason}
         if self.security:
             return {"status": self.error_type, "message": self.reason}
         cause = {"type": self.error_type, "reason": self.reason}
@@ -675,10 +684,12 @@ class OpenSearchEmulator:
         if not hmac.compare_digest(expected, signature):
             raise ApiError(403, "InvalidSignatureException", "signature does not match")
         if principal.arn not in self.access_policy:
+            verb = f"es:ESHttp{method.title()}"
             raise ApiError(
                 403,
                 "AccessDenied",
-                f"User: {principal.arn} is not authorized to perform: es:ESHttp{method.title()}",
+                f"User: {principal.arn} is not authorized to perform: {verb} because no "
+                f"resource-based policy allows the {verb} action",
             )
         return principal.arn
 
