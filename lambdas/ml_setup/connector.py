@@ -16,12 +16,13 @@ redeploys them; is_complete waits until they are DEPLOYED again.
 from __future__ import annotations
 
 import logging
+import re
 from dataclasses import dataclass
 from typing import Any
 
 from . import common
 from .common import Ctx, Outcome, SetupError
-from .opensearch_client import OpenSearchClient
+from .opensearch_client import OpenSearchClient, OpenSearchError
 from .properties import ENDPOINT_NAME, OBJECT_NAME, REGION, ROLE_ARN, Props
 
 LOG = logging.getLogger(__name__)
@@ -125,15 +126,66 @@ def _models_using(client: OpenSearchClient, connector_id: str) -> list[dict]:
     return [h for h in hits if h.get("_source", {}).get("connector_id") == connector_id]
 
 
+# ML Commons' refusal to update a connector that a loaded model uses (ml-commons
+# 3.7.0.0 plugin/src/main/java/org/opensearch/ml/action/connector/
+# UpdateConnectorTransportAction.java:177-218); it lists the model ids.
+STILL_USED = re.compile(r"still using this connector, please undeploy the models first: \[(.*)\]")
+UPDATE_ATTEMPTS = 5
+
+
+def _still_used_by(exc: OpenSearchError) -> list[str] | None:
+    """The model ids of a "still using this connector" 400, or None for any other failure."""
+    found = STILL_USED.search(exc.reason) if exc.status == 400 else None
+    if found is None:
+        return None
+    return [m.strip("'\"") for m in re.split(r"[,\s]+", found.group(1)) if m.strip("'\"")]
+
+
 def _update_in_place(client: OpenSearchClient, connector_id: str, spec: Spec, ctx: Ctx) -> Outcome:
-    """Undeploy the models that use the connector, update it, redeploy them."""
+    """Undeploy the models that use the connector, update it, redeploy them.
+
+    Live traffic can undo the undeploy: with plugins.ml_commons.model_auto_deploy.enable
+    on (the default, MLCommonsSettings.java:165-166) a neural query or an ingest
+    between our undeploy and the PUT deploys the model again (MLPredictTaskRunner.java:
+    247-288) and the PUT is refused. So on that answer the models it names are
+    undeployed again and the PUT repeated at once, a bounded number of times.
+    This keeps the connector and model ids (a new connector and model would move
+    the index to a new model id for a change that needs none); queries during the
+    window fail or redeploy either way.
+    """
     redeploy: list[str] = []
     for hit in _models_using(client, connector_id):
         state = hit.get("_source", {}).get("model_state")
         if state in common.UNDEPLOY_BEFORE_DELETE:
-            common.undeploy(client, hit["_id"])
             redeploy.append(hit["_id"])
-    client.request("PUT", f"/_plugins/_ml/connectors/{connector_id}", body=spec.body())
+    to_undeploy = list(redeploy)
+    attempt = 0
+    while True:
+        for model_id in to_undeploy:
+            common.undeploy(client, model_id)
+        try:
+            client.request("PUT", f"/_plugins/_ml/connectors/{connector_id}", body=spec.body())
+            break
+        except OpenSearchError as exc:
+            users = _still_used_by(exc)
+            attempt += 1
+            if users is None or attempt >= UPDATE_ATTEMPTS:
+                for model_id in redeploy:
+                    common.best_effort(lambda m=model_id: common.deploy(client, m))
+                if users is None:
+                    raise
+                raise SetupError(
+                    f"connector {connector_id}: models {', '.join(users)} were deployed again "
+                    f"(ML Commons auto-deploy on live traffic) before each of {UPDATE_ATTEMPTS} "
+                    "undeploy-and-update attempts; retry the update when traffic is lower"
+                ) from exc
+            LOG.info("models %s were redeployed by traffic; undeploying again", users)
+            # Never a crafted id into a path: an unexpected name means "all we know".
+            to_undeploy = [m for m in users if common.is_ml_id(m)]
+            if len(to_undeploy) != len(users) or not users:
+                to_undeploy = list(redeploy)
+            users = to_undeploy
+            redeploy.extend(m for m in users if m not in redeploy)
     tasks = {model_id: common.deploy(client, model_id) for model_id in redeploy}
     wait = (
         {"kind": "redeploy", "tasks": tasks, "deadline": ctx.wait_deadline()} if redeploy else None

@@ -86,13 +86,37 @@ def _find_group(client: OpenSearchClient, name: str) -> str | None:
     return hits[0]["_id"] if hits else None
 
 
+# ML Commons' answer when a group names an access mode on a domain whose model
+# access control is off (ml-commons 3.7.0.0 MLModelGroupManager.java:321-328).
+ACCESS_CONTROL_OFF = "model access control is disabled"
+
+
 def _register_group(client: OpenSearchClient, spec: Spec) -> str:
-    response = client.request(
-        "POST",
-        "/_plugins/_ml/model_groups/_register",
-        body={"name": spec.name, "description": spec.description},
-        idempotent=False,
-    )
+    """Register the group as public: every identity ML Commons lets predict may use it.
+
+    With plugins.ml_commons.model_access_control_enabled on, a group registered
+    without a mode is private to its owner, the setup role (ml-commons 3.7.0.0
+    MLModelGroupManager.java:178-190), and the search-client role's neural
+    queries and ingest get 403. "restricted" to the client role is no option:
+    a non-admin may name only backend roles it has itself (:209-213), and
+    add_all_backend_roles would add the setup role's. Who may predict at all is
+    still the security plugin's decision (cluster:admin/opensearch/ml/predict,
+    granted to the search-client role only). A domain with access control off
+    refuses the field (:321-328): register again without it.
+    """
+    body = {"name": spec.name, "description": spec.description, "access_mode": "public"}
+    try:
+        response = client.request(
+            "POST", "/_plugins/_ml/model_groups/_register", body=body, idempotent=False
+        )
+    except OpenSearchError as exc:
+        if exc.status != 400 or ACCESS_CONTROL_OFF not in exc.reason:
+            raise
+        LOG.info("model access control is off on this domain; registering without access_mode")
+        del body["access_mode"]
+        response = client.request(
+            "POST", "/_plugins/_ml/model_groups/_register", body=body, idempotent=False
+        )
     group_id = response.body.get("model_group_id") if isinstance(response.body, dict) else None
     if not group_id:
         raise SetupError(f"model group register returned no model_group_id: {response.body!r}")

@@ -579,6 +579,22 @@ class OpenSearchEmulator:
         self.model_groups: dict[str, dict[str, Any]] = {}
         self.models: dict[str, dict[str, Any]] = {}
         self.tasks: dict[str, dict[str, Any]] = {}
+        # Model ids in the (one) node's model cache: from the start of a deploy
+        # until undeploy or a failed deploy. What ML Commons consults, not the
+        # model_state stored in the model index (see _connector_update).
+        self.loaded: set[str] = set()
+        self.auto_deploys: list[str] = []
+        # ML Commons cluster settings the emulator honours, at their 3.7.0.0 defaults
+        # (ml-commons common/src/main/java/org/opensearch/ml/common/settings/
+        # MLCommonsSettings.java:165-166 auto-deploy true, :213-219 access control false).
+        self.ml_settings: dict[str, bool] = {
+            "plugins.ml_commons.model_auto_deploy.enable": True,
+            "plugins.ml_commons.model_access_control_enabled": False,
+        }
+        # Called with (method, path, status) after a request took effect and before
+        # its answer is sent, outside the emulator's lock: a test issues "live
+        # traffic" from here at an exact point of a handler's sequence of calls.
+        self.after_request: list[Callable[[str, str, int], None]] = []
         self.indices: dict[str, IndexState] = {}
         # Names only: no API of ours reads them, but a request that resolves to
         # "all indices" must be allowed on them too (see _alias_get).
@@ -743,10 +759,49 @@ class OpenSearchEmulator:
             for index in behind:
                 self.authorize(arn, action, index)
 
-    def authorize_inference(self, arn: str) -> None:
-        """neural-search embeds with the caller's identity: it reads the model, then predicts."""
+    def authorize_inference(self, arn: str, model_id: str | None = None) -> None:
+        """neural-search embeds with the caller's identity: it reads the model, then predicts.
+
+        Both ML Commons actions also apply model access control to the caller
+        (see :meth:`check_model_access`).
+        """
         for action in INFERENCE_ACTIONS:
             self.authorize(arn, action)
+        if model_id is not None:
+            self.check_model_access(arn, model_id)
+
+    def check_model_access(self, arn: str, model_id: str) -> None:
+        """ML Commons model access control: may ``arn`` use the model's group?
+
+        ml-commons 3.7.0.0 plugin/src/main/java/org/opensearch/ml/helper/
+        ModelAccessControlHelper.java:204 (admin, i.e. all_access, or the setting
+        off: allowed), :261-289 (no owner or public: allowed; private: the owner
+        only; restricted: a shared backend role); the refusal is 403 "User doesn't
+        have privilege to perform this operation on this model"
+        (action/prediction/TransportPredictionTaskAction.java:183-200 for predict,
+        action/models/GetModelTransportAction.java:132 for get).
+        """
+        if not self.ml_settings["plugins.ml_commons.model_access_control_enabled"]:
+            return
+        if "all_access" in self.roles_of(arn):
+            return
+        with self.lock:
+            model = self.models.get(model_id)
+            group = self.model_groups.get(model.get("model_group_id", "")) if model else None
+        if group is None or group.get("owner") is None:
+            return
+        access = group.get("access", "public")
+        allowed = (
+            access == "public"
+            or (access == "private" and group["owner"] == arn)
+            or (access == "restricted" and arn in group.get("backend_roles", []))
+        )
+        if not allowed:
+            raise ApiError(
+                403,
+                "status_exception",
+                "User doesn't have privilege to perform this operation on this model",
+            )
 
     def resolve(self, name: str, *, write: bool) -> str:
         """The concrete index an index API acts on when it is given ``name``."""
@@ -955,15 +1010,17 @@ class OpenSearchEmulator:
     def _connector_update(self, r: Request, cid: str) -> Outcome:
         if cid not in self.connectors:
             raise ApiError(404, "status_exception", "Failed to find connector")
-        deployed = [
-            m for m in self._models_of_connector(cid) if self.models[m]["model_state"] == "DEPLOYED"
-        ]
+        # ml-commons 3.7.0.0 plugin/src/main/java/org/opensearch/ml/action/connector/
+        # UpdateConnectorTransportAction.java:177-218: the block is a search for models
+        # of this connector among mlModelManager.getAllModelIds(), the models loaded
+        # on the nodes (deploying ones included), not the stored model_state.
+        deployed = [m for m in self._models_of_connector(cid) if m in self.loaded]
         if deployed:
             raise ApiError(
                 400,
                 "status_exception",
                 f"{len(deployed)} models are still using this connector, please undeploy the "
-                f"models first: {deployed}",
+                f"models first: [{', '.join(deployed)}]",  # Arrays.toString, as at :210-214
             )
         self._check_pass_role(r.principal, r.body or {})
         update = dict(r.body or {})
@@ -988,7 +1045,9 @@ class OpenSearchEmulator:
 
     # -- ML Commons: model groups
 
-    def _register_group(self, name: str, description: str | None) -> str:
+    def _register_group(
+        self, name: str, description: str | None, access: dict[str, Any] | None = None
+    ) -> str:
         for gid, group in self.model_groups.items():
             if group["name"] == name:
                 raise ApiError(
@@ -1002,12 +1061,68 @@ class OpenSearchEmulator:
             "description": description or "",
             "latest_version": 0,
             "access": "public",
+            **(access or {}),
         }
         return gid
 
+    def _group_access(self, arn: str, body: dict[str, Any]) -> dict[str, Any]:
+        """Access fields of a new group, by ML Commons' rules.
+
+        ml-commons 3.7.0.0 plugin/src/main/java/org/opensearch/ml/model/
+        MLModelGroupManager.java:101-125 (access control on: validated mode, owner;
+        off: public, no owner), :178-190 (no mode given: restricted if backend roles
+        are, else private), :191-214 (the mode's rules; a non-admin may name only
+        backend roles it has itself, so "restricted to another role" is impossible
+        for our setup role), :321-328 (off: any access parameter is a 400).
+        """
+        mode = body.get("access_mode")
+        roles = list(body.get("backend_roles") or [])
+        add_all = body.get("add_all_backend_roles")
+        if not self.ml_settings["plugins.ml_commons.model_access_control_enabled"]:
+            if mode is not None or add_all is not None or roles:
+                raise ApiError(
+                    400,
+                    "illegal_argument_exception",
+                    "You cannot specify model access control parameters because the Security "
+                    "plugin or model access control is disabled on your cluster.",
+                )
+            return {"access": "public"}
+        admin = "all_access" in self.roles_of(arn)
+        own_roles = [arn]  # IAM identities carry their ARN as their backend role
+        both = "You cannot specify backend roles and add all backend roles at the same time."
+        refusal = None
+        if mode is None:
+            refusal = both if roles and add_all is True else None
+            mode = "restricted" if (add_all is True or roles) else "private"
+        if mode in ("public", "private") and (roles or add_all is True):
+            refusal = (
+                "You can specify backend roles only for a model group with the restricted "
+                "access mode."
+            )
+        elif mode == "restricted":
+            if admin and add_all is True:
+                refusal = "Admin users cannot add all backend roles to a model group."
+            elif not roles and add_all is not True:
+                refusal = (
+                    "You must specify one or more backend roles or add all backend roles to "
+                    "register a restricted model group."
+                )
+            elif roles and add_all is True:
+                refusal = both
+            elif not admin and add_all is not True and not set(roles) <= set(own_roles):
+                refusal = "You don't have the backend roles specified."
+            if add_all is True:
+                roles = own_roles
+        if refusal:
+            raise ApiError(400, "illegal_argument_exception", refusal)
+        if mode not in ("public", "private", "restricted"):
+            raise ApiError(400, "illegal_argument_exception", f"invalid access mode {mode}")
+        return {"access": mode, "owner": arn, "backend_roles": roles}
+
     def _group_register(self, r: Request) -> Outcome:
         body = r.body or {}
-        gid = self._register_group(str(body["name"]), body.get("description"))
+        access = self._group_access(r.principal, body)
+        gid = self._register_group(str(body["name"]), body.get("description"), access)
         return Outcome(200, {"model_group_id": gid, "status": "CREATED"})
 
     def _group_search(self, r: Request) -> Outcome:
@@ -1067,7 +1182,8 @@ class OpenSearchEmulator:
         self._validate_model_config(body.get("model_config"))
         gid = body.get("model_group_id")
         if gid is None:
-            gid = self._register_group(str(body["name"]), body.get("description"))
+            access = self._group_access(r.principal, {})
+            gid = self._register_group(str(body["name"]), body.get("description"), access)
         elif gid not in self.model_groups:
             raise ApiError(404, "status_exception", "Failed to find model group")
         self.model_groups[gid]["latest_version"] += 1
@@ -1107,6 +1223,7 @@ class OpenSearchEmulator:
         error = model.pop("_deploy_error", None)
         if error:
             model["model_state"] = "DEPLOY_FAILED"
+            self.loaded.discard(mid)
             task.update(state="FAILED", error=json.dumps({NODE_ID: error}))
         else:
             model["model_state"] = "DEPLOYED"
@@ -1118,6 +1235,7 @@ class OpenSearchEmulator:
     def _model_get(self, r: Request, mid: str) -> Outcome:
         if mid not in self.models:
             raise ApiError(404, "status_exception", "Failed to find model")
+        self.check_model_access(r.principal, mid)
         self._advance(mid)
         return Outcome(200, self._model_view(mid))
 
@@ -1140,6 +1258,7 @@ class OpenSearchEmulator:
         self.tasks[tid] = {"model_id": mid, "task_type": "DEPLOY_MODEL", "state": "RUNNING",
                            "function_name": "REMOTE", "is_async": True,
                            "worker_node": [NODE_ID]}  # fmt: skip
+        self.loaded.add(mid)
         if model["model_state"] != "DEPLOYED":
             model["model_state"] = "DEPLOYING"
             model["_deploy_task"] = tid
@@ -1155,6 +1274,7 @@ class OpenSearchEmulator:
         if mid not in self.models:
             raise ApiError(404, "status_exception", "Failed to find model")
         before = self.models[mid]["model_state"]
+        self.loaded.discard(mid)
         self.models[mid]["model_state"] = "UNDEPLOYED"
         self.models[mid].pop("_deploy_error", None)
         status = "undeployed" if before in ("DEPLOYED", "DEPLOYING") else "not_found"
@@ -1187,18 +1307,46 @@ class OpenSearchEmulator:
         if model is None:
             raise ApiError(404, "status_exception", "Failed to find model")
         if model["model_state"] != "DEPLOYED":
-            raise ApiError(400, "illegal_argument_exception", f"Model not ready yet: {mid}")
+            self._auto_deploy(mid)
         if content_type.lower() not in ("query", "passage"):
             raise ApiError(
                 400, "illegal_argument_exception", f"invalid content_type {content_type}"
             )
         return self.embedder(texts, content_type.lower(), model)
 
+    def _auto_deploy(self, mid: str) -> None:
+        """Predict on a remote model no node has loaded: deploy it first, or refuse.
+
+        ml-commons 3.7.0.0 plugin/src/main/java/org/opensearch/ml/task/
+        MLPredictTaskRunner.java:247-288: with plugins.ml_commons.model_auto_deploy.enable
+        on (the default) and the model's deploy_setting.is_auto_deploy_enabled not false
+        (:405-410), a remote model (common/.../FunctionName.java:61-63) is deployed and the
+        prediction dispatched; otherwise :297-298 "Model not ready yet. Please deploy the
+        model first." The emulator completes that deployment at once (a remote model's
+        deploy loads no weights).
+        """
+        model = self.models[mid]
+        setting = (model.get("deploy_setting") or {}).get("is_auto_deploy_enabled")
+        if not self.ml_settings["plugins.ml_commons.model_auto_deploy.enable"] or setting is False:
+            raise ApiError(
+                400,
+                "illegal_argument_exception",
+                "Model not ready yet. Please deploy the model first.",
+            )
+        if model["connector_id"] not in self.connectors:
+            raise ApiError(400, "status_exception", "Failed to find connector")
+        self.loaded.add(mid)
+        model["model_state"] = "DEPLOYED"
+        model.pop("_deploy_error", None)
+        self.auto_deploys.append(mid)
+
     def _model_predict(self, r: Request, mid: str) -> Outcome:
         params = (r.body or {}).get("parameters") or {}
         texts = params.get("texts")
         if not isinstance(texts, list) or not all(isinstance(t, str) for t in texts):
             raise ApiError(400, "illegal_argument_exception", "parameters.texts must be a list")
+        if mid in self.models:
+            self.check_model_access(r.principal, mid)
         vectors = self.embed(mid, texts, str(params.get("content_type", "")))
         output = {"name": "response", "dataAsMap": {"response": vectors}}
         return Outcome(200, {"inference_results": [{"output": [output], "status_code": 200}]})
@@ -1705,7 +1853,7 @@ class OpenSearchEmulator:
         """
         for name, spec in self._semantic_fields(state).items():
             if isinstance(source.get(name), str):
-                self.authorize_inference(principal)
+                self.authorize_inference(principal, spec["model_id"])
                 (vector,) = self.embed(spec["model_id"], [source[name]], "passage")
                 info = spec.get("semantic_info_field_name") or f"{name}_semantic_info"
                 source[info] = {"embedding": vector, "model": {"id": spec["model_id"]}}
@@ -1755,7 +1903,7 @@ class OpenSearchEmulator:
                     400, "illegal_argument_exception", f"[{name}] is not a semantic field"
                 )
             mid = semantic.get("search_model_id") or semantic["model_id"]
-            self.authorize_inference(r.principal)
+            self.authorize_inference(r.principal, mid)
             (q,) = self.embed(mid, [str(spec["query_text"])], "query")
             info = semantic.get("semantic_info_field_name") or f"{name}_semantic_info"
             scored = []
@@ -2028,6 +2176,9 @@ class _Handler(BaseHTTPRequestHandler):
                 500, {"error": {"type": "spec_violation", "reason": str(violation)}, "status": 500}
             )
             return
+        if fault is None:
+            for hook in list(emulator.after_request):
+                hook(method, path, outcome.status)
         if validate and outcome.validate and emulator.validator is not None:
             try:
                 emulator.validator.validate_response(method, path, outcome.status, outcome.body)
