@@ -215,9 +215,7 @@ def update(props: Props, old_props: Props, physical_id: str, ctx: Ctx) -> Outcom
         # New config (or the model vanished): a new model, a new physical id.
         return _provision(client, spec, ctx)
     if current.get("description") != spec.description:
-        client.request(
-            "PUT", f"/_plugins/_ml/models/{physical_id}", body={"description": spec.description}
-        )
+        current = _update_description(client, physical_id, spec.description) or current
     data = {"ModelId": physical_id, "ModelName": spec.name}
     if current.get("model_state") in common.DEPLOYED_STATES:
         return Outcome(physical_id, data)
@@ -231,6 +229,33 @@ def update(props: Props, old_props: Props, physical_id: str, ctx: Ctx) -> Outcom
         "cleanup_on_failure": False,
     }
     return Outcome(physical_id, data, wait)
+
+
+def _update_description(client: OpenSearchClient, model_id: str, description: str) -> dict | None:
+    """PUT the new description, waiting out a deployment in progress.
+
+    ML Commons refuses to update a model while it deploys: 409 "Model is
+    deploying. Please wait ..." (ml-commons 3.7.0.0 UpdateModelTransportAction.java:
+    221-227). Returns the model as last read (None if not re-read).
+    """
+    attempt = 0
+    model = None
+    while True:
+        try:
+            client.request(
+                "PUT", f"/_plugins/_ml/models/{model_id}", body={"description": description}
+            )
+            return model
+        except OpenSearchError as exc:
+            if exc.status != 409 or "deploying" not in exc.reason.lower():
+                raise
+            attempt += 1
+            if not client.pause(attempt):
+                raise SetupError(
+                    f"model {model_id} was still deploying when time ran out; ML Commons "
+                    "refuses updates until a deployment ends"
+                ) from exc
+            model = common.get_model(client, model_id)  # a poll also moves it on
 
 
 def _delete_group(client: OpenSearchClient, group_id: str) -> None:

@@ -15,6 +15,7 @@ import pytest
 from tests.ml_setup.conftest import CLIENT, MASTER, SETUP, Stack
 from tests.ml_setup.http import signed_request
 from tests.ml_setup.test_lifecycle import assert_nothing_of_ours_left, created
+from tests.support.domain_fixtures import e5_model_config
 from tests.support.opensearch_emulator import OpenSearchEmulator
 
 CONNECTOR = "Custom::MlConnector"
@@ -238,3 +239,141 @@ def test_the_whole_lifecycle_under_every_rule_with_live_queries(
     stack.applied.clear()
     created(stack)
     client_works(emulator, "again")
+
+
+# ----------------------------------------------------------------------------- other ML rules
+
+
+def register_body(connector_id: str, config: dict, *, function_first: bool) -> dict:
+    head = {"name": "probe", "connector_id": connector_id}
+    if function_first:
+        return {**head, "function_name": "remote", "model_config": config}
+    return {**head, "model_config": config, "function_name": "remote"}
+
+
+@pytest.mark.parametrize(
+    ("missing", "message"),
+    [
+        ("embedding_dimension", "Embedding dimension must be provided for remote text embedding"),
+        ("framework_type", "Framework type must be provided for remote text embedding model"),
+    ],
+)
+def test_emulator_a_remote_text_embedding_config_is_checked_only_after_function_name(
+    missing: str, message: str, stack: Stack, emulator: OpenSearchEmulator
+) -> None:
+    created(stack)
+    config = e5_model_config()
+    del config[missing]
+    path = "/_plugins/_ml/models/_register"
+    connector_id = stack.data[CONNECTOR]["ConnectorId"]
+    status, body = signed_request(
+        emulator, SETUP, "POST", path, register_body(connector_id, config, function_first=True)
+    )
+    assert status == 400 and message in str(body)
+    # model_config first: parsed as a BaseModelConfig, so the remote checks never run.
+    status, body = signed_request(
+        emulator, SETUP, "POST", path, register_body(connector_id, config, function_first=False)
+    )
+    assert status == 200, body
+
+
+def test_our_register_body_names_function_name_before_model_config(
+    stack: Stack, emulator: OpenSearchEmulator
+) -> None:
+    seen: list[list[str]] = []
+    serve = emulator._model_register
+
+    def recording(request):  # type: ignore[no-untyped-def]
+        seen.append(list(request.body))
+        return serve(request)
+
+    emulator._model_register = recording  # type: ignore[method-assign]
+    created(stack)
+    ((keys),) = seen
+    assert keys.index("function_name") < keys.index("model_config")
+
+
+def test_emulator_ml_commons_retries_only_throttling_tagged_endpoint_answers(
+    stack: Stack, emulator: OpenSearchEmulator
+) -> None:
+    created(stack)  # the connector's max_retry_times is 5
+    model_id = stack.data[MODEL]["ModelId"]
+    path = f"/_plugins/_ml/models/{model_id}/_predict"
+    predict = {"parameters": {"texts": ["q"], "content_type": "query"}}
+    emulator.endpoint_answers[:] = [(400, "ThrottlingException:http://internal")] * 3
+    assert signed_request(emulator, CLIENT, "POST", path, predict)[0] == 200
+    assert emulator.endpoint_calls == 4
+    emulator.endpoint_answers[:] = [(503, None), (200, None)]
+    status, body = signed_request(emulator, CLIENT, "POST", path, predict)
+    assert status == 503 and "Error from remote service" in str(body)
+    assert emulator.endpoint_answers == [(200, None)], "an untagged 503 is not retried"
+    emulator.endpoint_answers[:] = [(400, "ThrottlingException")] * 7
+    status, body = signed_request(emulator, CLIENT, "POST", path, predict)
+    assert status == 400 and "remote server throttling" in str(body)
+    assert len(emulator.endpoint_answers) == 1, "one call plus max_retry_times retries"
+
+
+def test_a_description_update_waits_for_a_deployment_in_progress(
+    stack: Stack, emulator: OpenSearchEmulator
+) -> None:
+    created(stack)
+    model_id = stack.data[MODEL]["ModelId"]
+    ml = "/_plugins/_ml/models/" + model_id
+    assert signed_request(emulator, SETUP, "POST", ml + "/_undeploy")[0] == 200
+    emulator.ml_settings[AUTO_DEPLOY] = False
+    assert signed_request(emulator, SETUP, "POST", ml + "/_deploy")[0] == 200
+    emulator.deploy_polls = 4
+    status, body = signed_request(emulator, SETUP, "PUT", ml, {"description": "x"})
+    assert status == 409 and "Model is deploying" in str(body)
+    stack.props[MODEL]["Description"] = "new words"
+    result = stack.update()[MODEL]
+    assert result.status == "SUCCESS", result.reason
+    assert emulator.models[model_id]["description"] == "new words"
+    assert emulator.models[model_id]["model_state"] == "DEPLOYED"
+
+
+def test_emulator_a_remote_deploy_answers_completed(
+    stack: Stack, emulator: OpenSearchEmulator
+) -> None:
+    created(stack)
+    ml = "/_plugins/_ml/models/" + stack.data[MODEL]["ModelId"]
+    assert signed_request(emulator, SETUP, "POST", ml + "/_undeploy")[0] == 200
+    status, body = signed_request(emulator, SETUP, "POST", ml + "/_deploy")
+    assert status == 200 and body["status"] == "COMPLETED"
+
+
+@pytest.mark.parametrize("access_control", [False, True])
+def test_emulator_deleting_a_missing_connector_or_group(
+    access_control: bool, stack: Stack, emulator: OpenSearchEmulator
+) -> None:
+    created(stack)
+    emulator.ml_settings[ACCESS_CONTROL] = access_control
+    for kind in ("connectors", "model_groups"):
+        status, body = signed_request(
+            emulator, SETUP, "DELETE", f"/_plugins/_ml/{kind}/AAAAAAAAAAAAAAAAAAAA"
+        )
+        if access_control:  # the access check's GET finds nothing
+            assert status == 404 and "Failed to find" in str(body)
+        else:
+            assert status == 200 and body["result"] == "not_found"
+        # An admin skips the access check either way.
+        status, body = signed_request(
+            emulator, MASTER, "DELETE", f"/_plugins/_ml/{kind}/AAAAAAAAAAAAAAAAAAAA"
+        )
+        assert status == 200 and body["result"] == "not_found"
+
+
+@pytest.mark.parametrize("access_control", [False, True])
+def test_delete_when_everything_is_already_gone_succeeds_under_either_answer(
+    access_control: bool, stack: Stack, emulator: OpenSearchEmulator
+) -> None:
+    emulator.ml_settings[ACCESS_CONTROL] = access_control
+    created(stack)
+    emulator.indices.clear()
+    emulator.aliases.clear()
+    emulator.models.clear()
+    emulator.model_groups.clear()
+    emulator.connectors.clear()
+    results = stack.delete()
+    assert [r.status for r in results.values()] == ["SUCCESS"] * 4, results
+    assert_nothing_of_ours_left(emulator)

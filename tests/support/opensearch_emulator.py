@@ -584,6 +584,8 @@ class OpenSearchEmulator:
         # model_state stored in the model index (see _connector_update).
         self.loaded: set[str] = set()
         self.auto_deploys: list[str] = []
+        self.endpoint_answers: list[tuple[int, str | None]] = []
+        self.endpoint_calls = 0
         # ML Commons cluster settings the emulator honours, at their 3.7.0.0 defaults
         # (ml-commons common/src/main/java/org/opensearch/ml/common/settings/
         # MLCommonsSettings.java:165-166 auto-deploy true, :213-219 access control false).
@@ -1029,9 +1031,27 @@ class OpenSearchEmulator:
         self.connectors[cid].update(update)
         return Outcome(200, self._write_response(".plugins-ml-connector", cid, "updated"))
 
+    def _delete_missing(self, r: Request, index: str, oid: str, what: str) -> Outcome:
+        """Deleting an id that is not there.
+
+        With model access control off (or an all_access caller) ML Commons skips the
+        access check's GET and deletes the document: 200 with result not_found
+        (ml-commons 3.7.0.0 plugin/src/main/java/org/opensearch/ml/helper/
+        ConnectorAccessControlHelper.java:101-107 then action/connector/
+        DeleteConnectorTransportAction.java:211-233; for groups
+        helper/ModelAccessControlHelper.java:204 then
+        action/model_group/DeleteModelGroupTransportAction.java:108-131, :186-227). With it on, the
+        access check's GET answers 404 "Failed to find <what>"
+        (ConnectorAccessControlHelper.java:189).
+        """
+        on = self.ml_settings["plugins.ml_commons.model_access_control_enabled"]
+        if on and "all_access" not in self.roles_of(r.principal):
+            raise ApiError(404, "status_exception", f"Failed to find {what}")
+        return Outcome(200, self._write_response(index, oid, "not_found"))
+
     def _connector_delete(self, r: Request, cid: str) -> Outcome:
         if cid not in self.connectors:
-            raise ApiError(404, "status_exception", "Failed to find connector")
+            return self._delete_missing(r, ".plugins-ml-connector", cid, "connector")
         users = self._models_of_connector(cid)
         if users:
             raise ApiError(
@@ -1130,7 +1150,7 @@ class OpenSearchEmulator:
 
     def _group_delete(self, r: Request, gid: str) -> Outcome:
         if gid not in self.model_groups:
-            raise ApiError(404, "status_exception", "Failed to find model group")
+            return self._delete_missing(r, ".plugins-ml-model-group", gid, "model group")
         if any(m.get("model_group_id") == gid for m in self.models.values()):
             raise ApiError(
                 409,
@@ -1142,7 +1162,7 @@ class OpenSearchEmulator:
 
     # -- ML Commons: models
 
-    def _validate_model_config(self, config: Any) -> None:
+    def _validate_model_config(self, config: Any, *, remote: bool = True) -> None:
         if not isinstance(config, dict):
             return
         for key in ("embedding_dimension",):
@@ -1161,14 +1181,24 @@ class OpenSearchEmulator:
                 "additional_config.is_asymmetric must be a boolean, got "
                 f"{type(extra['is_asymmetric']).__name__}",
             )
-        if str(config.get("model_type", "")).upper() == "TEXT_EMBEDDING" and not isinstance(
-            extra.get("space_type"), str
-        ):
-            raise ApiError(
-                400,
-                "illegal_argument_exception",
-                "Space type must be provided in additional_config for remote text embedding model",
-            )
+        # ml-commons 3.7.0.0 common/src/main/java/org/opensearch/ml/common/model/
+        # RemoteModelConfig.java:169-180, in this order, for model_type text_embedding.
+        if remote and str(config.get("model_type", "")).lower() == "text_embedding":
+            for key, what in (("embedding_dimension", "Embedding dimension"),
+                              ("framework_type", "Framework type")):  # fmt: skip
+                if config.get(key) is None:
+                    raise ApiError(
+                        400,
+                        "illegal_argument_exception",
+                        f"{what} must be provided for remote text embedding model",
+                    )
+            if "space_type" not in extra:
+                raise ApiError(
+                    400,
+                    "illegal_argument_exception",
+                    "Space type must be provided in additional_config for remote text "
+                    "embedding model",
+                )
 
     def _model_register(self, r: Request) -> Outcome:
         body = r.body or {}
@@ -1179,7 +1209,15 @@ class OpenSearchEmulator:
         cid = body.get("connector_id")
         if cid not in self.connectors:
             raise ApiError(404, "status_exception", f"Failed to find connector {cid}")
-        self._validate_model_config(body.get("model_config"))
+        # ml-commons 3.7.0.0 common/src/main/java/org/opensearch/ml/common/transport/
+        # register/MLRegisterModelInput.java:585-634 reads the fields in body order and
+        # parses model_config as a RemoteModelConfig (with its text-embedding checks)
+        # only if function_name came first; otherwise as a BaseModelConfig, unchecked.
+        keys = list(body)
+        remote_first = "model_config" not in keys or keys.index("function_name") < keys.index(
+            "model_config"
+        )
+        self._validate_model_config(body.get("model_config"), remote=remote_first)
         gid = body.get("model_group_id")
         if gid is None:
             access = self._group_access(r.principal, {})
@@ -1242,6 +1280,15 @@ class OpenSearchEmulator:
     def _model_update(self, r: Request, mid: str) -> Outcome:
         if mid not in self.models:
             raise ApiError(404, "status_exception", "Failed to find model")
+        if self.models[mid]["model_state"] in ("DEPLOYING", "LOADING"):
+            # ml-commons 3.7.0.0 plugin/src/main/java/org/opensearch/ml/action/models/
+            # UpdateModelTransportAction.java:221-227, :736-738.
+            raise ApiError(
+                409,
+                "status_exception",
+                "Model is deploying. Please wait for the model to complete deployment. "
+                f"model ID {mid}",
+            )
         body = dict(r.body or {})
         if "model_config" in body:
             self._validate_model_config(body["model_config"])
@@ -1268,7 +1315,12 @@ class OpenSearchEmulator:
                 model["_deploy_error"] = error
         else:
             self.tasks[tid]["state"] = "COMPLETED"
-        return Outcome(200, {"task_id": tid, "task_type": "DEPLOY_MODEL", "status": "CREATED"})
+        # A remote model's deploy answers once the nodes have it: COMPLETED (ml-commons
+        # 3.7.0.0 plugin/src/main/java/org/opensearch/ml/action/deploy/
+        # TransportDeployModelAction.java:297-299, :404-410). The emulator still moves
+        # the stored model_state over polls (the model index is updated afterwards),
+        # which is where injected deploy failures and stalls show.
+        return Outcome(200, {"task_id": tid, "task_type": "DEPLOY_MODEL", "status": "COMPLETED"})
 
     def _model_undeploy(self, r: Request, mid: str) -> Outcome:
         if mid not in self.models:
@@ -1312,7 +1364,42 @@ class OpenSearchEmulator:
             raise ApiError(
                 400, "illegal_argument_exception", f"invalid content_type {content_type}"
             )
+        self._call_endpoint(model)
         return self.embedder(texts, content_type.lower(), model)
+
+    def _call_endpoint(self, model: dict[str, Any]) -> None:
+        """The connector's call to the endpoint, with ML Commons' retry rule.
+
+        ml-commons 3.7.0.0 ml-algorithms/src/main/java/org/opensearch/ml/engine/
+        algorithms/remote/RemoteConnectorExecutor.java:419-430 retries only a
+        RemoteConnectorThrottlingException, at most client_config.max_retry_times
+        (default 0, common/.../connector/ConnectorClientConfig.java:46; -1 unbounded);
+        MLSdkAsyncHttpResponseHandler.java:115-136 raises that only when the answer's
+        x-amzn-ErrorType header starts with "ThrottlingException" (:43, :125); any
+        other non-2xx is "Error from remote service: <body>" with its status
+        (:180-189), not retried. ``endpoint_answers`` scripts the endpoint: each entry
+        (status, x-amzn-ErrorType or None) is one call; when empty, calls succeed.
+        """
+        connector = self.connectors.get(model.get("connector_id", "")) or {}
+        retries = int((connector.get("client_config") or {}).get("max_retry_times", 0))
+        attempt = 0
+        while self.endpoint_answers:
+            status, error_type = self.endpoint_answers.pop(0)
+            self.endpoint_calls += 1
+            if 200 <= status < 300:
+                return
+            throttled = (error_type or "").startswith("ThrottlingException")
+            if throttled and (retries == -1 or attempt < retries):
+                attempt += 1
+                continue
+            reason = (
+                "The request was denied due to remote server throttling. To change the retry "
+                "policy and behavior, please update the connector client_config."
+                if throttled
+                else json.dumps({"message": f"the endpoint answered {status}"})
+            )
+            raise ApiError(status, "status_exception", "Error from remote service: " + reason)
+        self.endpoint_calls += 1
 
     def _auto_deploy(self, mid: str) -> None:
         """Predict on a remote model no node has loaded: deploy it first, or refuse.
