@@ -377,3 +377,21 @@ def test_delete_when_everything_is_already_gone_succeeds_under_either_answer(
     results = stack.delete()
     assert [r.status for r in results.values()] == ["SUCCESS"] * 4, results
     assert_nothing_of_ours_left(emulator)
+
+
+@pytest.mark.parametrize(
+    ("alias", "accepted"),
+    [("Docs", True), (".docs-alias", True), ("_docs", False), ("do#cs", False), ("a,b", False)],
+)
+def test_emulator_alias_names_follow_core_rules_not_index_name_rules(
+    alias: str, accepted: bool, stack: Stack, emulator: OpenSearchEmulator
+) -> None:
+    """validateIndexOrAliasName only: an alias may be upper case or start with a dot."""
+    created(stack)
+    concrete = stack.data[INDEX]["IndexName"]
+    actions = {"actions": [{"add": {"index": concrete, "alias": alias}}]}
+    status, body = signed_request(emulator, MASTER, "POST", "/_aliases", actions)
+    if accepted:
+        assert status == 200, body
+    else:
+        assert status == 400 and body["error"]["type"] == "invalid_alias_name_exception"

@@ -44,7 +44,10 @@ security plugin):
 * Aliases: created by an index-creation body's ``aliases`` or by ``POST
   /_aliases`` (add, remove, remove_index; all actions of one request apply
   atomically or not at all), read by ``GET /_alias/{name}``, removed with their
-  index. An alias name may not be an index name and the reverse. Index APIs
+  index. An alias name may not be an existing index's name and an index may not be
+  created under an alias's name (core AliasValidator.validateAlias,
+  MetadataCreateIndexService.validateIndexName); alias names follow
+  validateIndexOrAliasName only (upper case and a leading '.' are allowed). Index APIs
   resolve an alias: permission on the alias name or on every index behind it
   suffices; a write through an alias with several indexes and no write index
   is refused (400, as OpenSearch does); ``DELETE /{alias}`` is refused (aliases
@@ -1652,8 +1655,29 @@ class OpenSearchEmulator:
 
     @staticmethod
     def _check_alias_name(alias: str, indices: dict[str, Any]) -> None:
-        if not re.fullmatch(r"[a-z0-9][a-z0-9_\-.]*", alias) or alias.startswith((".", "_")):
-            raise ApiError(400, "invalid_alias_name_exception", f"Invalid alias name [{alias}]")
+        # OpenSearch core AliasValidator.validateAliasStandalone ->
+        # MetadataCreateIndexService.validateIndexOrAliasName: no file-name-invalid
+        # character (\\ / * ? " < > | space ,), no '#' or ':', no leading '_', '-' or
+        # '+', not "." or "..", at most 255 UTF-8 bytes. Unlike an index name
+        # (validateIndexName), an alias may have upper case or a leading '.'.
+        # Core is not mirrored here: class and method names only, no tag:line.
+        problem = None
+        if not alias:
+            problem = "alias name is required"
+        elif any(c in alias for c in '\\/*?"<>| ,'):
+            problem = 'must not contain the following characters [ , \\, /, *, ?, ", <, >, |]'
+        elif "#" in alias or ":" in alias:
+            problem = "must not contain '#'" if "#" in alias else "must not contain ':'"
+        elif alias[0] in "_-+":
+            problem = "must not start with '_', '-', or '+'"
+        elif alias in (".", ".."):
+            problem = "must not be '.' or '..'"
+        elif len(alias.encode()) > 255:
+            problem = "index name is too long, (" + str(len(alias.encode())) + " > 255)"
+        if problem:
+            raise ApiError(
+                400, "invalid_alias_name_exception", f"Invalid alias name [{alias}], {problem}"
+            )
         if alias in indices:
             raise ApiError(
                 400,
