@@ -25,8 +25,17 @@ security plugin):
   boolean), deploy goes DEPLOYING then DEPLOYED or DEPLOY_FAILED over
   successive polls, a deployed or deploying model cannot be deleted ("undeploy
   model first"), a connector that a model uses cannot be deleted (409) nor
-  updated while that model is deployed (400), a model group with models cannot
-  be deleted (409), missing objects are 404.
+  updated while that model is loaded on a node (400), a model group with models
+  cannot be deleted (409), missing objects are 404 (deletes: 200 ``not_found``
+  unless model access control's GET runs first). Settings in
+  :attr:`OpenSearchEmulator.ml_settings`: model access control (private groups
+  refuse other callers' predict and model GET, 403) and auto-deploy (predict on
+  an unloaded remote model deploys it). A remote text-embedding config needs
+  dimension, framework and space type (checked only when ``function_name``
+  precedes ``model_config``); updating a deploying model is 409; the endpoint is
+  retried only on ``ThrottlingException``-tagged answers (:attr:`endpoint_answers`).
+  :attr:`after_request` hooks run between a request's effect and its answer
+  (live traffic at an exact point of a handler's sequence).
 * Index APIs: ``index.knn`` and shard count are static; a ``semantic`` field
   needs an existing model with a ``model_config`` and ``index.knn: true``;
   ``model_id``/``search_model_id`` are updatable, ``raw_field_type``,
