@@ -1907,6 +1907,11 @@ class OpenSearchEmulator:
             "running_time_in_nanos": int((time.time() - task["started"]) * 1e9),
             "description": f"reindex from [{task['source']}] to [{task['dest']}]",
         }  # fmt: skip
+        # BulkByScrollTask.Status: the running counts, what a progress bar reads.
+        info["status"] = {
+            k: v for k, v in self._bulk_by_scroll(task).items()
+            if k not in ("took", "timed_out", "failures")
+        }  # fmt: skip
         body: dict[str, Any] = {"completed": task["completed"], "task": info}
         if task["completed"]:
             if task["error"]:
