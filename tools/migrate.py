@@ -74,12 +74,13 @@ class MigrationFailed(RuntimeError):
 class Result:
     source: str
     target: str
-    documents: int
+    documents: int  # in the new index at the end
+    copied: int  # by this run (less than documents when it resumed a copy)
     seconds: float
 
     @property
     def docs_per_second(self) -> float:
-        return self.documents / self.seconds if self.seconds > 0 else 0.0
+        return self.copied / self.seconds if self.seconds > 0 else 0.0
 
 
 ProgressFactory = Callable[[int], Any]
@@ -108,6 +109,7 @@ class Migration:
         self.sleep = sleep
         self.clock = clock
         self.progress = progress
+        self.copied = 0  # documents the copy advanced by during this run
 
     # ------------------------------------------------------------------ domain reads
 
@@ -202,7 +204,7 @@ class Migration:
         documents = self._count(target)
         self._move_alias(source, target)
         self._set_write_block(source, False)
-        return Result(source, target, documents, self.clock() - started)
+        return Result(source, target, documents, self.copied, self.clock() - started)
 
     def _set_write_block(self, index: str, blocked: bool) -> None:
         response = self.client.request(
@@ -229,8 +231,10 @@ class Migration:
         return task
 
     def _copy(self, source: str, target: str, plan: dict[str, Any], migration: dict) -> None:
+        resumed = bool(migration.get("task"))
         task = migration.get("task") or self._start(source, target, plan, migration)
         bar = self.progress(self._count(source))
+        before = self._count(target) if resumed else 0  # done before this run (for docs/s)
         try:
             while True:
                 response = self.client.request("GET", f"/_tasks/{task}")
@@ -238,6 +242,7 @@ class Migration:
                     bar.write(f"task {task} is gone (node restart?); copying again")
                     task = self._start(source, target, plan, migration)
                     bar.reset()
+                    before = 0
                     continue
                 body = response.body if response.ok and isinstance(response.body, dict) else None
                 if body is None:
@@ -245,7 +250,9 @@ class Migration:
                         f"GET /_tasks/{task}: {response.status} {error_text(response.body)}"
                     )
                 status = (body.get("task") or {}).get("status") or body.get("response") or {}
-                bar.update(int(status.get("created", 0)) + int(status.get("updated", 0)) - bar.n)
+                done = int(status.get("created", 0)) + int(status.get("updated", 0))
+                self.copied = done - before
+                bar.update(done - bar.n)
                 if body.get("completed"):
                     self._raise_if_failed(task, body)
                     return
@@ -357,8 +364,9 @@ def main(
         print(f"nothing to migrate: alias {alias} is on a completed index")
         return 0
     print(
-        f"migrated {result.documents} documents {result.source} -> {result.target} in "
-        f"{result.seconds:.0f} s ({result.docs_per_second:.1f} docs/s); alias {alias} moved. "
+        f"migrated {result.documents} documents {result.source} -> {result.target} "
+        f"({result.copied} copied in {result.seconds:.0f} s by this run, "
+        f"{result.docs_per_second:.1f} docs/s); alias {alias} moved. "
         f"Deploy environment {args.env} now: it adopts {result.target} without a copy"
     )
     return 0

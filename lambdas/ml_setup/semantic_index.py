@@ -413,10 +413,13 @@ def poll(props: Props, physical_id: str, wait: dict[str, Any], ctx: Ctx) -> Outc
         state = reembed.check(client, str(wait["task"]))
         if not state.completed:
             if ctx.now() >= float(wait["deadline"]):
+                # Slower than estimated: the same way out as a refused estimate (the
+                # except below abandons the copy).
+                best_effort(lambda: _record_plan(
+                    client, spec, source, name, _get_index(client, source) or {}))  # fmt: skip
                 raise SetupError(
                     f"re-embedding {source} -> {name} did not finish in time; alias unchanged. "
-                    f"Raise endpoint_min_capacity for environment {spec.environment} "
-                    "and deploy again"
+                    f"Run python -m tools.migrate --env {spec.environment}, then deploy again"
                 )
             return None
         if state.failure:

@@ -127,6 +127,8 @@ def test_refused_copy_is_migrated_with_a_kill_and_resume_then_adopted_by_the_dep
     second = tool(emulator)
     result = second.run()
     assert result is not None and result.target == target and result.documents == len(TEXTS)
+    assert 0 < result.copied < len(TEXTS), "docs/s counts what this run copied"
+    print(f"tools.migrate resumed against the emulator: {result.docs_per_second:.0f} docs/s")
     assert len(reindex_calls(emulator)) == 1, "resume re-attached to the running task"
     assert second.bars[0].total == len(TEXTS) and second.bars[0].n == len(TEXTS)
     assert second.bars[0].closed
@@ -184,6 +186,8 @@ def test_a_failed_copy_leaves_the_alias_and_can_be_rerun(
     emulator.reindex_failing_docs = set()
     result = tool(emulator).run()
     assert result is not None and result.documents == len(TEXTS) + 1, "rerun copies it too"
+    assert result.copied == len(TEXTS) + 1
+    print(f"tools.migrate against the emulator: {result.docs_per_second:.0f} docs/s")
     assert "after" in emulator.indices[result.target].docs
 
 
@@ -209,3 +213,23 @@ def test_the_deploy_does_not_adopt_a_copy_of_another_identity(
     update = filled.update()[INDEX]
     assert update.status == "FAILED"
     assert "was copied for another embedding identity" in update.reason
+
+
+def test_a_copy_slower_than_estimated_names_the_command_which_then_completes_it(
+    filled: Stack,  # noqa: F811
+    emulator: OpenSearchEmulator,  # noqa: F811
+) -> None:
+    """Estimated to fit, but the endpoint is slower: past the deadline, the same way out."""
+    old_index = filled.physical[INDEX]
+    filled.props[INDEX]["NumberOfShards"] = 2
+    emulator.reindex_docs_per_poll = 0  # a stalled endpoint: the task runs past the wait
+    result = filled.update()[INDEX]
+    assert result.status == "FAILED", result.reason
+    assert "did not finish in time; alias unchanged" in result.reason
+    assert "python -m tools.migrate --env dev" in result.reason
+    assert emulator.aliases == {"documents": {old_index: {}}}
+    emulator.reindex_docs_per_poll = 25
+    migrated = tool(emulator).run()
+    assert migrated is not None and migrated.documents == len(TEXTS)
+    assert filled.update()[INDEX].status == "SUCCESS"
+    assert_all_reembedded(filled, emulator, 384)
