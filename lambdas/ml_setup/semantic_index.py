@@ -374,7 +374,8 @@ def update(props: Props, old_props: Props, physical_id: str, ctx: Ctx) -> Outcom
     estimate = reembed.Estimate(documents, spec.docs_per_second)
     if estimate.seconds > spec.budget_seconds:
         _check_model(client, spec.model_id, spec)
-        _record_plan(client, spec, source, name, _get_index(client, source) or {})
+        best_effort(lambda: _record_plan(
+            client, spec, source, name, _get_index(client, source) or {}))  # fmt: skip
         raise SetupError(
             f"re-embedding {documents} documents of {source} at {spec.docs_per_second:g} docs/s "
             f"takes about {reembed.minutes(estimate.seconds)}, more than the "

@@ -54,7 +54,8 @@ security plugin):
 * Re-embedding copy: ``POST _reindex`` (a cluster permission, then search on
   the source and bulk/index on the destination as the caller),
   ``wait_for_completion=false`` answering ``{"task": "node:id"}``, ``GET
-  _tasks/<id>`` with ``completed`` and then ``response`` (bulk-by-scroll
+  _tasks/<id>`` with ``completed``, the running counts in ``task.status``
+  (BulkByScrollTask.Status) and then ``response`` (bulk-by-scroll
   counts, per-document ``failures``) or ``error``; the destination's semantic
   field re-embeds every copied document; ``index.blocks.write`` refuses writes.
   Faults: documents the fake endpoint answers 5xx for, a task that dies.
