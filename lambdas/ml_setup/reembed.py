@@ -20,11 +20,10 @@ for the copy's duration. Searches keep being served from the old index through
 the alias; writes are refused with 403 ``cluster_block_exception`` (never
 accepted and then lost) until the alias has moved, after which they go to the
 new index. Writers must retry on that error. The block is lifted whatever the
-outcome. No catch-up pass replaces it: ``_reindex`` with
-``version_type: external`` or ``op_type: create`` would re-run the ingest
-pipeline, and so re-embed, every document before the shard finds it unchanged,
-deletes are not carried, and the last writes before the alias move still need
-a block (docs/ml-setup.md, "Writes during the copy").
+outcome. A catch-up pass that would shorten the block (a second ``_reindex``
+into a destination with ``skip_existing_embedding``, so only changed documents
+are re-embedded) is not built; it would still need a block for deletes and the
+last writes (docs/ml-setup.md, "Writes during the copy").
 """
 
 from __future__ import annotations
