@@ -355,6 +355,13 @@ def update(props: Props, old_props: Props, physical_id: str, ctx: Ctx) -> Outcom
     name = spec.index_name
     source = _copy_source(client, spec, physical_id, name)
     existing = _get_index(client, name)
+    task = (_meta(existing).get("migration") or {}).get("task")
+    if existing is not None and _migration_state(existing) == MIGRATING and task:
+        # Only tools.migrate records its task in _meta: its copy is not ours to delete.
+        raise SetupError(
+            f"python -m tools.migrate is copying into {name} (task {task}); let it finish "
+            f"(rerun it if it was stopped) for environment {spec.environment}, then deploy"
+        )
     if existing is not None and _migration_state(existing) == MIGRATING:
         LOG.info("index %s is left from an unfinished copy; starting over", name)
         client.request("DELETE", f"/{name}", allow=(404,))

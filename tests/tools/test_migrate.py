@@ -233,3 +233,25 @@ def test_a_copy_slower_than_estimated_names_the_command_which_then_completes_it(
     assert migrated is not None and migrated.documents == len(TEXTS)
     assert filled.update()[INDEX].status == "SUCCESS"
     assert_all_reembedded(filled, emulator, 384)
+
+
+def test_a_deploy_during_the_command_leaves_its_copy_alone(
+    filled: Stack,  # noqa: F811
+    emulator: OpenSearchEmulator,  # noqa: F811
+) -> None:
+    """A deploy while tools.migrate is stopped mid-copy refuses; the copy is resumed after."""
+    old_index, _ = refuse(filled)
+    emulator.reindex_docs_per_poll = 25
+    with pytest.raises(Killed):
+        tool(emulator, kill_after=1).run()
+    (target,) = [i for i in emulator.indices if i != old_index]
+    copied = dict(emulator.indices[target].docs)
+    update = filled.update()[INDEX]
+    assert update.status == "FAILED"
+    assert f"python -m tools.migrate is copying into {target}" in update.reason
+    assert emulator.indices[target].docs == copied, "the command's copy is untouched"
+    assert not [c for c in emulator.calls() if c[1] == "DELETE" and c[2] == f"/{target}"]
+    result = tool(emulator).run()
+    assert result is not None and result.documents == len(TEXTS)
+    assert filled.update()[INDEX].status == "SUCCESS"
+    assert_all_reembedded(filled, emulator, 384)
