@@ -255,3 +255,17 @@ def test_a_deploy_during_the_command_leaves_its_copy_alone(
     assert result is not None and result.documents == len(TEXTS)
     assert filled.update()[INDEX].status == "SUCCESS"
     assert_all_reembedded(filled, emulator, 384)
+
+
+def test_a_plan_whose_model_is_gone_stops_before_touching_anything(
+    filled: Stack,  # noqa: F811
+    emulator: OpenSearchEmulator,  # noqa: F811
+) -> None:
+    """A refused deploy that also registered a new model has that model rolled back."""
+    old_index, _ = refuse(filled)
+    plan = emulator.indices[old_index].mappings["_meta"]["pending_migration"]
+    plan["model_id"] = "rolled-back-model"
+    with pytest.raises(MigrationFailed, match=r"^model rolled-back-model of the plan no longer"):
+        tool(emulator).run()
+    assert list(emulator.indices) == [old_index]
+    assert emulator.indices[old_index].settings.get("index.blocks.write") != "true"
