@@ -6,13 +6,24 @@ keep their latency, and the same throttled rate estimates the copy's
 duration before it starts (documents / rate), so a copy that cannot finish
 inside CloudFormation's wait is refused up front.
 
-The figures are conservative assumptions, not measurements on SageMaker:
-passages of BEIR length (~200 tokens), multilingual-e5-small, batches of 10
-(neural-search's semantic ingest batch size). The CPU rate follows this
-repository's benchmark (README "Model server": 6.9 texts/s for MiniLM on a
-2-core machine, E5-small about half as fast): ~2 passages/s per vCPU. GPU rates
-are rough (T4 ~100/s, A10G ~150/s per instance) until the model-server
-benchmarks measure them.
+Estimate (semantic_index.py): seconds = documents / ReindexDocsPerSecond, with
+ReindexDocsPerSecond = floor(instance_rate(type) x endpoint_min_capacity x
+COPY_SHARE). Above the deployment's budget the copy is refused and the reason
+names ``python -m tools.migrate --env NAME``. For 1,000,000 documents:
+ml.m5.large x 1 -> 2 docs/s -> 500,000 s (about 139 h); ml.g5.xlarge x 1 ->
+75 docs/s -> 13,333 s (about 3.7 h); both go through tools.migrate.
+
+What is measured and what is not. Measured, on this repository's 2-vCPU build
+machine: the real multilingual-e5-small handler (model/inference.py, weights
+from tools/real_e5.py) embedded 2.3 passages/s with one torch thread
+(``benchmarks.model_throughput --requests 4 --threads 1``: 40 BEIR-shaped
+passages, mean 289 tokens, requests of 10; machine load average 5.6 -> 8.7 from
+other jobs during the run, so a lower bound). Not measured: anything on
+SageMaker. The CPU rows are extrapolated from that figure as ~2 passages/s per
+vCPU times the instance's vCPUs, rounded down (an ml.m5.large's two vCPUs are
+one core's hyperthreads, so doubling one thread's rate is already generous).
+The GPU rows (T4 ~100/s, A10G ~150/s per instance) are a documented assumption
+with no measurement behind them.
 """
 
 from __future__ import annotations

@@ -20,7 +20,10 @@ for the copy's duration. Searches keep being served from the old index through
 the alias; writes are refused with 403 ``cluster_block_exception`` (never
 accepted and then lost) until the alias has moved, after which they go to the
 new index. Writers must retry on that error. The block is lifted whatever the
-outcome.
+outcome. A catch-up pass that would shorten the block (a second ``_reindex``
+into a destination with ``skip_existing_embedding``, so only changed documents
+are re-embedded) is not built; it would still need a block for deletes and the
+last writes (docs/ml-setup.md, "Writes during the copy").
 """
 
 from __future__ import annotations

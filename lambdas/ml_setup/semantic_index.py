@@ -142,10 +142,8 @@ def _get_index(client: OpenSearchClient, name: str) -> dict | None:
     return response.body.get(name)
 
 
-def _create_index(
-    client: OpenSearchClient, spec: Spec, name: str, meta: dict[str, Any] | None = None
-) -> bool:
-    """Create the index; False if it already existed (a retried create)."""
+def index_body(spec: Spec, meta: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The creation body of the index ``spec`` names (also handed to tools.migrate in a plan)."""
     body: dict[str, Any] = {
         "settings": {
             "index": {
@@ -158,6 +156,14 @@ def _create_index(
     }
     if meta:
         body["mappings"]["_meta"] = meta
+    return body
+
+
+def _create_index(
+    client: OpenSearchClient, spec: Spec, name: str, meta: dict[str, Any] | None = None
+) -> bool:
+    """Create the index; False if it already existed (a retried create)."""
+    body = index_body(spec, meta)
     try:
         client.request("PUT", f"/{name}", body=body)
     except OpenSearchError as exc:
@@ -260,11 +266,67 @@ def create(props: Props, ctx: Ctx) -> Outcome:
 
 
 MIGRATING = "copying"
+COMPLETE = "complete"
+# Key of the plan a refused copy leaves in the old index's _meta for tools.migrate.
+PLAN = "pending_migration"
+
+
+def _meta(index: dict | None) -> dict[str, Any]:
+    meta = ((index or {}).get("mappings") or {}).get("_meta")
+    return meta if isinstance(meta, dict) else {}
 
 
 def _migration_state(index: dict | None) -> str | None:
-    meta = ((index or {}).get("mappings") or {}).get("_meta") or {}
-    return (meta.get("migration") or {}).get("state")
+    return (_meta(index).get("migration") or {}).get("state")
+
+
+def _adoption_problem(spec: Spec, name: str, index: dict) -> str | None:
+    """Why an existing index under the new name may not be adopted (None: adopt it).
+
+    An index a copy left (here or by ``tools.migrate``) carries
+    ``_meta.migration``: it is adopted only when the copy is ``complete`` and
+    was made for this embedding identity (the name hashes the identity, so a
+    mismatch means someone else's index under our name). An index without that
+    marker is one this resource created without a copy (a retried Create).
+    """
+    migration = _meta(index).get("migration")
+    if not isinstance(migration, dict):
+        return None
+    state = migration.get("state")
+    if state != COMPLETE:
+        return f"index {name} is marked {state!r}, not {COMPLETE!r}"
+    if spec.identity is not None and migration.get("identity") != spec.identity:
+        return f"index {name} was copied for another embedding identity"
+    return None
+
+
+def _record_plan(
+    client: OpenSearchClient, spec: Spec, source: str, name: str, source_index: dict
+) -> None:
+    """Leave what tools.migrate needs in the old index's _meta (documents untouched).
+
+    The refused deployment rolls back, so the plan is the only place the new
+    index's name and body survive; tools.migrate reads it from the index the
+    alias points at. ``_meta`` is replaced as a whole by a mapping update, so
+    the existing keys are sent back with it.
+    """
+    plan = {
+        "target": name,
+        "body": index_body(spec, _copy_meta(spec, source, MIGRATING)),
+        "field": spec.field,
+        "model_id": spec.model_id,
+        "dimension": spec.dimension,
+        "requests_per_second": int(spec.docs_per_second),
+    }
+    meta = {**_meta(source_index), PLAN: plan}
+    client.request("PUT", f"/{source}/_mapping", body={"_meta": meta, "properties": {}})
+
+
+def _copy_meta(spec: Spec, source: str, state: str) -> dict[str, Any]:
+    migration: dict[str, Any] = {"state": state, "source": source}
+    if spec.identity is not None:
+        migration["identity"] = spec.identity
+    return {"migration": migration}
 
 
 def _copy_source(client: OpenSearchClient, spec: Spec, physical_id: str, name: str) -> str | None:
@@ -282,9 +344,10 @@ def update(props: Props, old_props: Props, physical_id: str, ctx: Ctx) -> Outcom
     The copy runs as a ``_reindex`` task polled from is_complete; the alias
     moves only after verification, and CloudFormation's cleanup then deletes
     (or, with RetainOnDelete, keeps) the old index. An index that already
-    exists under the new name and is not mid-copy (what a copy outside
-    CloudFormation, the planned ``tools.migrate``, would leave)
-    is adopted without another copy.
+    exists under the new name, complete and for this identity (what
+    ``tools.migrate`` leaves), is adopted without another copy. A copy
+    refused by the estimate records its plan in the old index's ``_meta``
+    for ``tools.migrate``.
     """
     spec = Spec.parse(props)
     client = ctx.setup_client()
@@ -292,26 +355,43 @@ def update(props: Props, old_props: Props, physical_id: str, ctx: Ctx) -> Outcom
     name = spec.index_name
     source = _copy_source(client, spec, physical_id, name)
     existing = _get_index(client, name)
+    task = (_meta(existing).get("migration") or {}).get("task")
+    if existing is not None and _migration_state(existing) == MIGRATING and task:
+        # Only tools.migrate records its task in _meta: its copy is not ours to delete.
+        raise SetupError(
+            f"python -m tools.migrate is copying into {name} (task {task}); let it finish "
+            f"(rerun it if it was stopped) for environment {spec.environment}, then deploy"
+        )
     if existing is not None and _migration_state(existing) == MIGRATING:
         LOG.info("index %s is left from an unfinished copy; starting over", name)
         client.request("DELETE", f"/{name}", allow=(404,))
         existing = None
-    if source is None or existing is not None:
+    if existing is not None:
+        problem = _adoption_problem(spec, name, existing)
+        if problem:
+            raise SetupError(f"{problem}; delete it or finish it with "
+                             f"python -m tools.migrate --env {spec.environment}")  # fmt: skip
+        LOG.info("adopting index %s (no copy)", name)
+        return _ensure(client, spec, ctx)
+    if source is None:
         return _ensure(client, spec, ctx)
     documents = reembed.count(client, source)
     if documents == 0:
         return _ensure(client, spec, ctx)
     estimate = reembed.Estimate(documents, spec.docs_per_second)
     if estimate.seconds > spec.budget_seconds:
+        _check_model(client, spec.model_id, spec)
+        best_effort(lambda: _record_plan(
+            client, spec, source, name, _get_index(client, source) or {}))  # fmt: skip
         raise SetupError(
             f"re-embedding {documents} documents of {source} at {spec.docs_per_second:g} docs/s "
             f"takes about {reembed.minutes(estimate.seconds)}, more than the "
-            f"{reembed.minutes(spec.budget_seconds)} a deployment may wait; nothing was changed. "
-            f"Raise endpoint_min_capacity or pick a faster endpoint_instance_type for "
-            f"environment {spec.environment}, then deploy again"
+            f"{reembed.minutes(spec.budget_seconds)} a deployment may wait; documents unchanged. "
+            f"Run python -m tools.migrate --env {spec.environment} (copies outside "
+            "CloudFormation, resumable), then deploy again"
         )
     _check_model(client, spec.model_id, spec)
-    _create_index(client, spec, name, {"migration": {"state": MIGRATING, "source": source}})
+    _create_index(client, spec, name, _copy_meta(spec, source, MIGRATING))
     try:
         reembed.set_write_block(client, source, True)
         task = reembed.start(client, source, name, spec.field, int(spec.docs_per_second))
@@ -341,17 +421,20 @@ def poll(props: Props, physical_id: str, wait: dict[str, Any], ctx: Ctx) -> Outc
         state = reembed.check(client, str(wait["task"]))
         if not state.completed:
             if ctx.now() >= float(wait["deadline"]):
+                # Slower than estimated: the same way out as a refused estimate (the
+                # except below abandons the copy).
+                best_effort(lambda: _record_plan(
+                    client, spec, source, name, _get_index(client, source) or {}))  # fmt: skip
                 raise SetupError(
                     f"re-embedding {source} -> {name} did not finish in time; alias unchanged. "
-                    f"Raise endpoint_min_capacity for environment {spec.environment} "
-                    "and deploy again"
+                    f"Run python -m tools.migrate --env {spec.environment}, then deploy again"
                 )
             return None
         if state.failure:
             raise SetupError(f"{state.failure}; alias unchanged, {source} intact")
         reembed.verify(client, source, name, spec.field, spec.model_id, spec.dimension)
-        client.request("PUT", f"/{name}/_mapping", body={"_meta": {"migration": {
-            "state": "complete", "source": source}}, "properties": {}})  # fmt: skip
+        client.request("PUT", f"/{name}/_mapping", body={
+            "_meta": _copy_meta(spec, source, COMPLETE), "properties": {}})  # fmt: skip
         point_alias(client, spec.base_name, name)
     except Exception:
         _abandon(client, source, name)

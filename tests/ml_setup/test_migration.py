@@ -261,7 +261,7 @@ def test_the_estimate_refuses_a_copy_longer_than_the_deployment_may_wait(
     assert result.status == "FAILED"
     assert "re-embedding 60 documents" in result.reason
     assert "at 1 docs/s takes about 60 s, more than the 30 s" in result.reason
-    assert "Raise endpoint_min_capacity" in result.reason and "environment dev" in result.reason
+    assert "python -m tools.migrate --env dev" in result.reason
     assert list(emulator.indices) == [old_index]
     assert not [c for c in emulator.calls() if c[2] == "/_reindex"]
 

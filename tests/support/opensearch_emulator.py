@@ -66,7 +66,8 @@ security plugin):
 * Re-embedding copy: ``POST _reindex`` (a cluster permission, then search on
   the source and bulk/index on the destination as the caller),
   ``wait_for_completion=false`` answering ``{"task": "node:id"}``, ``GET
-  _tasks/<id>`` with ``completed`` and then ``response`` (bulk-by-scroll
+  _tasks/<id>`` with ``completed``, the running counts in ``task.status``
+  (BulkByScrollTask.Status) and then ``response`` (bulk-by-scroll
   counts, per-document ``failures``) or ``error``; the destination's semantic
   field re-embeds every copied document; ``index.blocks.write`` refuses writes.
   Faults: documents the fake endpoint answers 5xx for, a task that dies.
@@ -2185,6 +2186,11 @@ class OpenSearchEmulator:
             "headers": {}, "start_time_in_millis": int(task["started"] * 1000),
             "running_time_in_nanos": int((time.time() - task["started"]) * 1e9),
             "description": f"reindex from [{task['source']}] to [{task['dest']}]",
+        }  # fmt: skip
+        # BulkByScrollTask.Status: the running counts, what a progress bar reads.
+        info["status"] = {
+            k: v for k, v in self._bulk_by_scroll(task).items()
+            if k not in ("took", "timed_out", "failures")
         }  # fmt: skip
         body: dict[str, Any] = {"completed": task["completed"], "task": info}
         if task["completed"]:
