@@ -596,6 +596,7 @@ class OpenSearchEmulator:
         self.bulk_rejections = 0
         self.bulk_predict_calls = 0
         self.bulk_requests = 0
+        self.bulk_sent_ids: list[str] = []
         self._seq = itertools.count(1)
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -1965,7 +1966,8 @@ class OpenSearchEmulator:
     # with a relayed SageMaker status), ``bulk_poison_docs`` (documents whose
     # sub-batch always fails, as a text the endpoint always refuses does),
     # ``bulk_rejections`` (the next N items are rejected with 429). Counters:
-    # ``bulk_predict_calls`` (endpoint invocations made by ingest), ``bulk_requests``.
+    # ``bulk_predict_calls`` (endpoint invocations made by ingest), ``bulk_requests``,
+    # ``bulk_sent_ids`` (every id an index/create item carried, in order).
 
     REMOTE_FAILURES: ClassVar[dict[int, str]] = {
         # ml-commons MLSdkAsyncHttpResponseHandler.java:129-133 (throttling, fixed text)
@@ -2055,6 +2057,7 @@ class OpenSearchEmulator:
         state = self._index(index)
         items = self._bulk_items(r.body or [], index)
         self.bulk_requests += 1
+        self.bulk_sent_ids.extend(doc_id for action, doc_id, _ in items if action != "delete")
         results: list[dict[str, Any] | None] = [None] * len(items)
 
         def fail(position: int, status: int, error_type: str, reason: str) -> None:

@@ -204,8 +204,12 @@ def _records(
     args: argparse.Namespace, fields: Fields, semantic_field: str, retried: list[Document]
 ) -> Iterator[Record]:
     yield from retried
+    # A dead letter retried above is the same document as its input line: send it once.
+    queued = {doc.id for doc in retried}
     for path in args.files:
-        yield from read(path, format_of(path, args.format), fields, semantic_field)
+        for record in read(path, format_of(path, args.format), fields, semantic_field):
+            if not (isinstance(record, Document) and record.id in queued):
+                yield record
 
 
 def _previous(
