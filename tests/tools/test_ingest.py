@@ -371,3 +371,38 @@ def test_master_credentials_are_never_needed(deployed, tmp_path, capsys) -> None
     loader_calls = [c for c in deployed.domain.calls() if c[2] in (BULK, f"/{INDEX}/_search")]
     assert loader_calls and all(c[0] == CLIENT.arn and c[3] == 200 for c in loader_calls)
     assert MASTER.arn not in {c[0] for c in loader_calls}
+
+
+def test_emulated_bulk_fails_a_whole_semantic_sub_batch_with_the_relayed_status(
+    deployed,
+) -> None:
+    """The emulator's rule the loader is built on (sources in its _bulk section): one failed
+    predict fails every document of its sub-batch of semantic_ingest_batch_size (10), with
+    the endpoint's status and type status_exception; the other sub-batches are written."""
+    from botocore.credentials import Credentials
+
+    from tools.opensearch import connect
+
+    credentials = Credentials(CLIENT.access_key, CLIENT.secret_key, CLIENT.session_token)
+    client = connect(deployed.domain.endpoint, REGION, credentials)
+    deployed.domain.fail_embeddings(1, 503)
+    body = "".join(json.dumps({"index": {"_id": f"b{i}"}}) + "\n" + json.dumps({FIELD: f"t {i}"})
+                   + "\n" for i in range(25))  # fmt: skip
+    reply = client.bulk(body=body, index=INDEX)
+    assert reply["errors"] is True
+    statuses = [item["index"]["status"] for item in reply["items"]]
+    assert statuses == [503] * 10 + [201] * 15
+    error = reply["items"][0]["index"]["error"]
+    assert error["type"] == "status_exception"
+    assert error["reason"].startswith("Error from remote service: ")
+    assert deployed.domain.bulk_predict_calls == 3
+    assert set(indexed(deployed)) == {f"b{i}" for i in range(10, 25)}
+    assert not deployed.domain.violations
+
+
+def test_ids_from_content(deployed, tmp_path, capsys) -> None:
+    source = tmp_path / "t.jsonl"
+    source.write_text("".join(json.dumps({"text": t}) + "\n" for t in ["one", "two", "one"]))
+    code, summary = ingest(deployed, tmp_path, capsys, str(source), "--ids-from-content")
+    assert code == 0 and summary["indexed"] == 3  # acknowledged three times
+    assert len(indexed(deployed)) == 2  # identical texts are one document
