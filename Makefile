@@ -30,7 +30,7 @@ $(VENV)/.app-installed: requirements.txt
 	$(PY) -m pip install --quiet -r requirements.txt
 	touch $@
 
-$(VENV)/.dev-installed: $(VENV)/.app-installed requirements-dev.txt requirements-model.txt requirements-eval.txt
+$(VENV)/.dev-installed: $(VENV)/.app-installed requirements-dev.txt requirements-model.txt requirements-eval.txt requirements-tools.txt
 	$(PY) -m pip install --quiet -r requirements-dev.txt
 	touch $@
 

@@ -108,7 +108,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, NamedTuple, Protocol, Self
+from typing import Any, ClassVar, NamedTuple, Protocol, Self
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 from botocore.auth import SigV4Auth
@@ -630,6 +630,13 @@ class OpenSearchEmulator:
         self.reindex_failing_docs: set[str] = set()
         self.reindex_task_dies: str | None = None
         self._task_ids = itertools.count(1000)
+        # _bulk fault hooks and counters (see the _bulk section).
+        self.bulk_embed_failures: list[int] = []
+        self.bulk_poison_docs: set[str] = set()
+        self.bulk_rejections = 0
+        self.bulk_predict_calls = 0
+        self.bulk_requests = 0
+        self.bulk_sent_ids: list[str] = []
         self._seq = itertools.count(1)
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -906,7 +913,7 @@ class OpenSearchEmulator:
             if action.startswith("ml/"):
                 action = "cluster:admin/opensearch/" + action
             routes.append(Route(method, pattern, action, getattr(self, name)))
-        return routes
+        return [*self._bulk_routes(), *routes]  # _bulk: see its section
 
     # -- cluster
 
@@ -2037,7 +2044,9 @@ class OpenSearchEmulator:
             k = int(spec.get("k", size))
             top = scored[: min(k, size)]
             return Outcome(200, _hits(index, [(d, s) for _, d, s in top], [sc for sc, _, _ in top]))
-        found = [(d, s) for d, s in docs if matches(query, s)]
+        found = self._ids_search(query, docs)  # the _bulk section (loader's --resume)
+        if found is None:
+            found = [(d, s) for d, s in docs if matches(query, s)]
         return Outcome(200, _hits(index, found[:size]))
 
     # -- _reindex and the tasks API
@@ -2199,6 +2208,237 @@ class OpenSearchEmulator:
             else:
                 body["response"] = self._bulk_by_scroll(task)
         return Outcome(200, body)
+
+    # -- _bulk with semantic ingest (issue 12: the loader)
+    #
+    # What a loader sees when it writes through ``POST /{index}/_bulk`` into a
+    # semantic field. Sources:
+    #
+    # * Request and response shape: the OpenSearch API specification in
+    #   tests/support/opensearch-api-spec (``/{index}/_bulk``; items are
+    #   ``_core.bulk___ResponseItem``: ``_index``, ``status``, and ``error``, an
+    #   ``_common___ErrorCause``, on failure). The top-level answer is 200 with
+    #   ``errors: true`` when any item failed.
+    # * Batching: the semantic field's system processor embeds the documents of a
+    #   bulk request in sub-batches of ``index.neural_search.semantic_ingest_batch_size``
+    #   (neural-search 3.7.0.0 .../processor/factory/SemanticFieldProcessorFactory.java:
+    #   117-118, default 10 at .../settings/NeuralSearchSettings.java:63-64), one
+    #   ML Commons predict per sub-batch (SemanticFieldProcessor.java:539-571, 764-771).
+    # * A failed predict fails every document of its sub-batch with the same
+    #   exception (SemanticFieldProcessor.java:739-740 puts it against each text,
+    #   setInference rethrows it at :386-388, batchSetInference records it on the
+    #   document at :785).
+    # * That exception, for a remote model, carries the endpoint's own HTTP status:
+    #   ``OpenSearchStatusException("Error from remote service: " + body,
+    #   RestStatus.fromCode(statusCode))`` (ml-commons 3.7.0.0
+    #   ml-algorithms/.../remote/MLSdkAsyncHttpResponseHandler.java:181-188); a
+    #   SageMaker ``ThrottlingException`` becomes RemoteConnectorThrottlingException
+    #   with the same status and a fixed message (:115-136), retried by ML Commons
+    #   only up to the connector's ``max_retry_times`` (0 by default, DESIGN.md).
+    #   So a SageMaker 429/503/424 reaches the bulk item as that status with error
+    #   type ``status_exception`` (OpenSearchStatusException's name). That core
+    #   renders an ingest failure on the item with the cause's status and type
+    #   (BulkItemResponse.Failure, ExceptionsHelper.status) is from core class
+    #   names only, like the reindex rules above: inferred, not read at a tag.
+    # * Write-queue rejections are per item too: 429 ``es_rejected_execution_exception``
+    #   (core EsRejectedExecutionException; class name only).
+    #
+    # Limits, said plainly: only ``index``, ``create`` and ``delete`` actions, and
+    # only items for the index of the path; the body must end with a newline (core
+    # BulkRequestParser: "The bulk request must be terminated by a newline [\n]").
+    #
+    # Fault hooks: :meth:`fail_embeddings` (the next N predicts of ingest fail
+    # with a relayed SageMaker status), ``bulk_poison_docs`` (documents whose
+    # sub-batch always fails, as a text the endpoint always refuses does),
+    # ``bulk_rejections`` (the next N items are rejected with 429). Counters:
+    # ``bulk_predict_calls`` (endpoint invocations made by ingest), ``bulk_requests``,
+    # ``bulk_sent_ids`` (every id an index/create item carried, in order).
+
+    REMOTE_FAILURES: ClassVar[dict[int, str]] = {
+        # ml-commons MLSdkAsyncHttpResponseHandler.java:129-133 (throttling, fixed text)
+        429: "Error from remote service: The request was denied due to remote server "
+        "throttling. To change the retry policy and behavior, please update the connector "
+        "client_config.",
+        # :185 REMOTE_SERVICE_ERROR + the endpoint's body (SageMaker's error shapes)
+        503: 'Error from remote service: {"message":"Service Unavailable: the endpoint is '
+        'scaling"}',
+        424: 'Error from remote service: {"ErrorCode":"CLIENT_ERROR_FROM_MODEL","Message":'
+        '"Received server error (500) from primary with message \\"worker died\\""}',
+    }
+
+    def fail_embeddings(self, count: int, status: int) -> None:
+        """The next ``count`` ingest predicts fail as the endpoint answering ``status`` would."""
+        with self.lock:
+            self.bulk_embed_failures.extend([status] * count)
+
+    def _bulk_routes(self) -> list[Route]:
+        parse = self._parse_ndjson
+        return [
+            Route("POST", r"/(?P<index>[^/_][^/]*)/_bulk", "indices:data/write/bulk",
+                  self._bulk, parse),
+            Route("PUT", r"/(?P<index>[^/_][^/]*)/_bulk", "indices:data/write/bulk",
+                  self._bulk, parse),
+        ]  # fmt: skip
+
+    @staticmethod
+    def _parse_ndjson(raw: bytes, headers: dict[str, str]) -> list[Any]:
+        text = raw.decode("utf-8", errors="strict")
+        if not text.endswith("\n"):
+            raise ApiError(
+                400, "illegal_argument_exception",
+                "The bulk request must be terminated by a newline [\\n]",
+            )  # fmt: skip
+        lines = []
+        for number, line in enumerate(text.split("\n")[:-1], 1):
+            if not line.strip():
+                continue
+            try:
+                lines.append(json.loads(line))
+            except ValueError as error:
+                raise ApiError(
+                    400, "x_content_parse_exception", f"[{number}:1] malformed JSON: {error}"
+                ) from error
+        return lines
+
+    def _bulk_items(self, lines: list[Any], index: str) -> list[tuple[str, str, Any]]:
+        """(action, id, source) triples; a malformed request is one 400, as core's parser does."""
+        items: list[tuple[str, str, Any]] = []
+        position = 0
+        while position < len(lines):
+            line = lines[position]
+            if not isinstance(line, dict) or len(line) != 1:
+                raise ApiError(400, "illegal_argument_exception",
+                               f"Malformed action/metadata line [{position + 1}]")  # fmt: skip
+            ((action, meta),) = line.items()
+            if action not in ("index", "create", "delete") or not isinstance(meta, dict):
+                raise ApiError(400, "illegal_argument_exception",
+                               f"the emulator's _bulk has no action [{action}]")  # fmt: skip
+            named = meta.get("_index")
+            if named is not None and self.resolve(str(named), write=True) != index:
+                raise ApiError(
+                    400,
+                    "illegal_argument_exception",
+                    "the emulator's _bulk takes items for the path's index only",
+                )
+            doc_id = meta.get("_id")
+            if doc_id is None:
+                doc_id = _new_id()  # auto-generated id, as core does
+            if action == "delete":
+                items.append((action, str(doc_id), None))
+                position += 1
+                continue
+            if position + 1 >= len(lines) or not isinstance(lines[position + 1], dict):
+                raise ApiError(
+                    400,
+                    "illegal_argument_exception",
+                    f"Validation Failed: 1: source is missing for [{doc_id}];",
+                )
+            items.append((action, str(doc_id), lines[position + 1]))
+            position += 2
+        return items
+
+    def _bulk(self, r: Request, index: str) -> Outcome:
+        started = time.perf_counter()
+        state = self._index(index)
+        items = self._bulk_items(r.body or [], index)
+        self.bulk_requests += 1
+        self.bulk_sent_ids.extend(doc_id for action, doc_id, _ in items if action != "delete")
+        results: list[dict[str, Any] | None] = [None] * len(items)
+
+        def fail(position: int, status: int, error_type: str, reason: str) -> None:
+            action, doc_id, _ = items[position]
+            error = {"type": error_type, "reason": reason}
+            results[position] = {
+                action: {"_index": index, "_id": doc_id, "status": status, "error": error}
+            }
+
+        writes: list[tuple[int, dict[str, Any]]] = []
+        for position, (action, doc_id, source) in enumerate(items):
+            if action == "delete":
+                found = state.docs.pop(doc_id, None) is not None
+                body = self._write_response(index, doc_id, "deleted" if found else "not_found")
+                results[position] = {action: {**body, "status": 200 if found else 404}}
+                continue
+            try:
+                self._check_write_block(index, state)
+            except ApiError as error:
+                fail(position, error.status, error.error_type, error.reason)
+                continue
+            if self.bulk_rejections > 0:
+                self.bulk_rejections -= 1
+                fail(position, 429, "es_rejected_execution_exception",
+                     "rejected execution of coordinating operation [write queue full]")  # fmt: skip
+                continue
+            if action == "create" and doc_id in state.docs:
+                fail(position, 409, "version_conflict_engine_exception",
+                     f"[{doc_id}]: version conflict, document already exists")  # fmt: skip
+                continue
+            writes.append((position, json.loads(json.dumps(source))))
+        size = int(state.settings.get("index.neural_search.semantic_ingest_batch_size", "10"))
+        fields = self._semantic_fields(state)
+        for start in range(0, len(writes), size):
+            batch = writes[start : start + size]
+            embedded = [(p, s) for p, s in batch if any(isinstance(s.get(n), str) for n in fields)]
+            failure = self._bulk_embed(r.principal, fields, embedded, items)
+            for position, source in batch:
+                if failure is not None and any(p == position for p, _ in embedded):
+                    fail(position, *failure)
+                    continue
+                action, doc_id, _ = items[position]
+                result = "updated" if doc_id in state.docs else "created"
+                state.docs[doc_id] = source
+                body = self._write_response(index, doc_id, result)
+                results[position] = {
+                    action: {**body, "status": 201 if result == "created" else 200}
+                }
+        errors = any("error" in next(iter(item.values())) for item in results if item)
+        took = int((time.perf_counter() - started) * 1000)
+        return Outcome(200, {"took": took, "errors": errors, "items": results})
+
+    def _bulk_embed(
+        self,
+        principal: str,
+        fields: dict[str, dict[str, Any]],
+        batch: list[tuple[int, dict[str, Any]]],
+        items: list[tuple[str, str, Any]],
+    ) -> tuple[int, str, str] | None:
+        """One predict per semantic field for a sub-batch; its failure, or None (see above)."""
+        if not batch:
+            return None
+        try:
+            self.authorize_inference(principal)
+        except ApiError as error:
+            return error.status, error.error_type, error.reason
+        with self.lock:
+            status = self.bulk_embed_failures.pop(0) if self.bulk_embed_failures else None
+        self.bulk_predict_calls += 1
+        if status is None and any(items[p][1] in self.bulk_poison_docs for p, _ in batch):
+            status = 424
+        if status is not None:
+            return status, "status_exception", self.REMOTE_FAILURES[status]
+        for name, spec in fields.items():
+            texts = [(p, s) for p, s in batch if isinstance(s.get(name), str)]
+            try:
+                vectors = self.embed(spec["model_id"], [s[name] for _, s in texts], "passage")
+            except ApiError as error:
+                return error.status, error.error_type, error.reason
+            info = spec.get("semantic_info_field_name") or f"{name}_semantic_info"
+            for (_, source), vector in zip(texts, vectors, strict=True):
+                source[info] = {"embedding": vector, "model": {"id": spec["model_id"]}}
+        return None
+
+    def _ids_search(self, query: Any, docs: list[tuple[str, dict[str, Any]]]) -> list | None:
+        """An ``ids`` query (core IdsQueryBuilder: ``{"ids": {"values": [...]}}``), or None.
+
+        The loader's ``--resume`` asks which ids exist with it: a search permission,
+        which the search-client role has (it has no ``indices:data/read/mget``)."""
+        if not (isinstance(query, dict) and set(query) == {"ids"}):
+            return None
+        wanted = (query["ids"] or {}).get("values")
+        if not isinstance(wanted, list):
+            raise ApiError(400, "parsing_exception", "[ids] query needs a values array")
+        wanted_set = {str(v) for v in wanted}
+        return [(d, s) for d, s in docs if d in wanted_set]
 
 
 def _json_patch(document: Any, op: dict[str, Any]) -> Any:
