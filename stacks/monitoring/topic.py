@@ -38,8 +38,11 @@ class AlarmTopic(Construct):
                 sid="CloudWatchAlarmsPublish",
                 principals=[iam.ServicePrincipal("cloudwatch.amazonaws.com")],
                 actions=["kms:Decrypt", "kms:GenerateDataKey*"],
+                # The statement SNS documents for CloudWatch as an event source of an
+                # encrypted topic (no condition: it is not documented that CloudWatch
+                # passes aws:SourceAccount to KMS); who may publish is limited by the
+                # topic policy below, and the key encrypts nothing else.
                 resources=["*"],
-                conditions={"StringEquals": {"aws:SourceAccount": cdk.Stack.of(self).account}},
             )
         )
         self.topic = sns.Topic(

@@ -9,6 +9,7 @@ stacks/monitoring, so a wrong constant there fails a test.
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -340,3 +341,29 @@ def test_monitoring_is_deployed_after_the_stacks_it_watches(env: tuple[str, Synt
     name, synth = env
     deps = synth.dependencies[f"e5search-{name}-monitoring"]
     assert f"e5search-{name}-ml-setup" in deps
+
+
+def _asset_dir(synth: Synthesized, function: dict[str, Any]) -> Path:
+    key = function["Properties"]["Code"]["S3Key"]
+    return Path(synth.assembly.directory) / f"asset.{key.removesuffix('.zip')}"
+
+
+def test_each_python_function_ships_its_own_handler_package(dev: Synthesized) -> None:
+    """The health check and the setup handlers bundle different packages of lambdas/:
+    each asset must hold its handler's package and not the other's (a shared source
+    hash once made both functions ship the ML setup bundle)."""
+    functions = dev.resources("AWS::Lambda::Function")
+    (health,) = [f for f in functions.values()
+                 if f["Properties"].get("Handler") == "ml_health.handler.handler"]  # fmt: skip
+    setup = [
+        f for f in functions.values()
+        if str(f["Properties"].get("Handler", "")).startswith("ml_setup.handler.")
+    ]  # fmt: skip
+    assert setup
+    health_dir = _asset_dir(dev, health)
+    assert (health_dir / "ml_health" / "handler.py").is_file()
+    assert not (health_dir / "ml_setup").exists()
+    for function in setup:
+        setup_dir = _asset_dir(dev, function)
+        assert (setup_dir / "ml_setup" / "handler.py").is_file()
+        assert not (setup_dir / "ml_health").exists()
