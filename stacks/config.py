@@ -13,6 +13,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from stacks.alarm_catalog import ALARM_IDS, THRESHOLDS
 from stacks.instance_types import (
     is_gpu_endpoint_instance,
     is_known_endpoint_instance,
@@ -47,6 +48,7 @@ REVISION_RE = re.compile(r"^[0-9a-f]{40}$")
 # Keys every environment must state: what `cdk destroy` does to data is too
 # important to leave to a default.
 REQUIRED_KEYS = {"removal_policy": "one of 'destroy', 'retain'"}
+EMAIL_RE = re.compile(r"^[A-Za-z0-9._%+\-]+@[A-Za-z0-9\-]+(\.[A-Za-z0-9\-]+)+$")
 MODEL_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*/[A-Za-z0-9][A-Za-z0-9_.\-]*$")
 
 
@@ -112,6 +114,18 @@ class EnvironmentConfig:
     # Pipeline: a protected environment gets a manual approval before deploy.
     protected: bool = False
 
+    # Alarms and dashboard (stacks/monitoring, docs/operations.md). Alarms are on
+    # by default and notify an SNS topic; an email address is optional because
+    # its subscription must be confirmed by a person. alarms_disabled names
+    # alarms (stacks/alarm_catalog.py) to leave out; alarm_thresholds overrides
+    # the defaults of the tunable ones, as (name, value) pairs.
+    alarms_enabled: bool = True
+    alarm_email: str | None = None
+    alarms_disabled: tuple[str, ...] = ()
+    alarm_thresholds: tuple[tuple[str, float], ...] = ()
+    # How often the ML health check (lambdas/ml_health) runs.
+    ml_health_check_minutes: int = 5
+
     @property
     def prefix(self) -> str:
         """Prefix of every physical name, so two environments share an account safely."""
@@ -134,6 +148,13 @@ class EnvironmentConfig:
     @property
     def endpoint_uses_gpu(self) -> bool:
         return is_gpu_endpoint_instance(self.endpoint_instance_type)
+
+    def alarm_enabled(self, alarm_id: str) -> bool:
+        return self.alarms_enabled and alarm_id not in self.alarms_disabled
+
+    def alarm_threshold(self, alarm_id: str) -> float:
+        """The configured threshold of a tunable alarm, or its default."""
+        return dict(self.alarm_thresholds).get(alarm_id, THRESHOLDS[alarm_id][0])
 
 
 _FIELDS = {f.name: f for f in dataclasses.fields(EnvironmentConfig)}
@@ -163,6 +184,42 @@ def _expect_match(env: str, key: str, value: Any, pattern: re.Pattern[str], what
     if not isinstance(value, str) or not pattern.match(value):
         raise _fail(env, key, value, what)
     return value
+
+
+def _expect_alarm_ids(env: str, key: str, value: Any) -> tuple[str, ...]:
+    if not isinstance(value, list):
+        raise _fail(env, key, value, "a list of alarm names (README, Alarms)")
+    for item in value:
+        if item not in ALARM_IDS:
+            raise ConfigError(
+                f"cdk.json environments.{env}.{key}: {item!r} is not an alarm; expected names "
+                f"from {', '.join(ALARM_IDS)}"
+            )
+    return tuple(value)
+
+
+def _expect_thresholds(env: str, key: str, value: Any) -> tuple[tuple[str, float], ...]:
+    if not isinstance(value, dict):
+        raise _fail(env, key, value, "an object of alarm name to threshold")
+    pairs = []
+    for name, number in value.items():
+        if name not in THRESHOLDS:
+            raise ConfigError(
+                f"cdk.json environments.{env}.{key}: {name!r} has no tunable threshold; "
+                f"expected one of {', '.join(THRESHOLDS)}"
+            )
+        _default, lo, hi, unit = THRESHOLDS[name]
+        if (
+            isinstance(number, bool)
+            or not isinstance(number, (int, float))
+            or not lo <= number <= hi
+        ):
+            raise ConfigError(
+                f"cdk.json environments.{env}.{key}.{name}: {number!r} is not allowed; "
+                f"expected a number from {lo:g} to {hi:g} ({unit})"
+            )
+        pairs.append((name, float(number)))
+    return tuple(pairs)
 
 
 def _validate(env: str, raw: dict[str, Any]) -> dict[str, Any]:
@@ -256,10 +313,20 @@ def _validate(env: str, raw: dict[str, Any]) -> dict[str, Any]:
             v[key] = _expect_int(env, key, value, 0, 5)
         elif key == "removal_policy":
             v[key] = _expect_choice(env, key, value, REMOVAL_POLICIES)
-        elif key == "protected":
+        elif key in ("protected", "alarms_enabled"):
             if not isinstance(value, bool):
                 raise _fail(env, key, value, "true or false")
             v[key] = value
+        elif key == "alarm_email":
+            v[key] = _expect_match(
+                env, key, value, EMAIL_RE, "an email address such as ops@example.com"
+            )
+        elif key == "alarms_disabled":
+            v[key] = _expect_alarm_ids(env, key, value)
+        elif key == "alarm_thresholds":
+            v[key] = _expect_thresholds(env, key, value)
+        elif key == "ml_health_check_minutes":
+            v[key] = _expect_int(env, key, value, 1, 60)
         else:  # pragma: no cover - every field above has a rule
             raise AssertionError(f"no validation rule for {key}")
     return v

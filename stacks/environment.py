@@ -10,6 +10,7 @@ from constructs import Construct
 from stacks.config import EnvironmentConfig
 from stacks.embedding_endpoint import EmbeddingEndpointStack
 from stacks.ml_setup import MlSetupStack
+from stacks.monitoring import MonitoringStack
 from stacks.search_domain import SearchDomainStack
 
 
@@ -18,6 +19,7 @@ class EnvironmentStacks:
     endpoint: EmbeddingEndpointStack
     domain: SearchDomainStack
     ml_setup: MlSetupStack
+    monitoring: MonitoringStack
 
 
 def build_environment(scope: Construct, config: EnvironmentConfig) -> EnvironmentStacks:
@@ -63,4 +65,18 @@ def build_environment(scope: Construct, config: EnvironmentConfig) -> Environmen
         description=f"{config.prefix}: ML Commons connector, asymmetric model and semantic index",
         tags=tags,
     )
-    return EnvironmentStacks(endpoint=endpoint, domain=domain, ml_setup=ml_setup)
+    monitoring = MonitoringStack(
+        scope,
+        f"{config.prefix}-monitoring",
+        stack_name=f"{config.prefix}-monitoring",
+        config=config,
+        domain=domain,
+        endpoint=endpoint,
+        ml_setup=ml_setup,
+        env=env,
+        description=f"{config.prefix}: alarms, their SNS topic, the ML health check, a dashboard",
+        tags=tags,
+    )
+    return EnvironmentStacks(
+        endpoint=endpoint, domain=domain, ml_setup=ml_setup, monitoring=monitoring
+    )

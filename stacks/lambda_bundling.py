@@ -121,9 +121,17 @@ def python_asset(source: Path, packages: list[str], runtime: lambda_.Runtime) ->
     the same on every machine and changes exactly when one of those does.
     """
     version = runtime.name.removeprefix("python")
+    # Sibling packages are left out of the hash: otherwise two functions bundling
+    # different packages of one source folder get the same hash, and CDK reuses
+    # the first bundle for both (the second function would lack its own code).
+    siblings = sorted(
+        p.name
+        for p in source.iterdir()
+        if p.is_dir() and p.name not in packages and not p.name.startswith((".", "__"))
+    )
     return lambda_.Code.from_asset(
         str(source),
-        exclude=EXCLUDE,
+        exclude=[*EXCLUDE, *(pattern for name in siblings for pattern in (name, f"{name}/**"))],
         asset_hash_type=cdk.AssetHashType.SOURCE,
         bundling=cdk.BundlingOptions(
             image=runtime.bundling_image,

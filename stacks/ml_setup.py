@@ -152,6 +152,8 @@ class MlSetupStack(cdk.Stack):
 
         on_event = handler("OnEvent", "on_event", cdk.Duration.minutes(10))
         is_complete = handler("IsComplete", "is_complete", cdk.Duration.minutes(2))
+        # The monitoring stack alarms on their errors.
+        self.handlers = (on_event, is_complete)
         framework_logs = logs.LogGroup(
             self,
             "ProviderLogs",

@@ -20,7 +20,14 @@ def _walk(node: Any):
 
 
 def _principals(tpl: dict[str, Any]) -> list[Any]:
-    return [n["Principal"] for n in _walk(tpl) if isinstance(n, dict) and "Principal" in n]
+    """Principals that statements *grant* to. A Deny to everyone (the alarm topic's
+    deny-unless-TLS statement, cdk-nag AwsSolutions-SNS3) takes access away, so its
+    ``"*"`` is not a wildcard grant."""
+    return [
+        n["Principal"]
+        for n in _walk(tpl)
+        if isinstance(n, dict) and "Principal" in n and n.get("Effect") != "Deny"
+    ]
 
 
 def test_endpoint_stack_has_model_config_and_endpoint(dev: Synthesized) -> None:

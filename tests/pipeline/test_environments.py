@@ -25,6 +25,9 @@ STATEFUL = (
 # Names scoped to their parent resource, not to the account (an inline policy's name is
 # unique per role), so equal values in two environments do not collide.
 PARENT_SCOPED = {("AWS::IAM::Policy", "PolicyName")}
+# Not names of a resource at all: which metric an alarm watches (AWS/ES, AWS/SageMaker
+# metric names are the same for every domain; the dimensions tell environments apart).
+NOT_PHYSICAL = {("AWS::CloudWatch::Alarm", "MetricName")}
 
 
 def explicit_names(templates: dict[str, dict[str, Any]]) -> set[tuple[str, str, str]]:
@@ -34,7 +37,7 @@ def explicit_names(templates: dict[str, dict[str, Any]]) -> set[tuple[str, str, 
     for template in templates.values():
         for resource in template.get("Resources", {}).values():
             for prop, value in (resource.get("Properties") or {}).items():
-                if (resource["Type"], prop) in PARENT_SCOPED:
+                if (resource["Type"], prop) in PARENT_SCOPED | NOT_PHYSICAL:
                     continue
                 if resource["Type"].startswith("Custom::"):
                     continue  # names inside the environment's own domain (index, model, ...)
