@@ -46,7 +46,15 @@ INDEX_ACTIONS = (
     "indices:data/write/index",
     "indices:data/write/bulk*",
 )
-SETUP_CLUSTER_ACTIONS = ("indices:data/write/reindex", "indices:data/write/bulk")
+SETUP_CLUSTER_ACTIONS = (
+    "indices:data/write/reindex",
+    "indices:data/write/bulk",
+    # The hybrid search pipeline (search_pipeline.py): OpenSearch core's
+    # Put/Get/DeleteSearchPipelineAction names; ml_full_access has none of them.
+    "cluster:admin/search/pipeline/put",
+    "cluster:admin/search/pipeline/get",
+    "cluster:admin/search/pipeline/delete",
+)
 # The search client: each permission is here because a request a search
 # application makes needs it (security plugin action names).
 CLIENT_CLUSTER_ACTIONS = (
