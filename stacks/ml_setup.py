@@ -208,6 +208,8 @@ class MlSetupStack(cdk.Stack):
                 # the alias that follows the current one (docs/ml-setup.md). Both the
                 # setup role (manage) and the client role (documents) use these.
                 "IndexPatterns": [f"{index_base}-*", index_base],
+                # The setup role also manages the hybrid search pipeline below.
+                "ManageSearchPipelines": True,
             },
         )
         connector = resource(

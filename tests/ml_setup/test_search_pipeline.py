@@ -56,6 +56,7 @@ def pipeline_props(stack: Stack, **overrides: Any) -> dict[str, Any]:
 
 
 def created(stack: Stack) -> str:
+    stack.props["Custom::MlAccessMapping"]["ManageSearchPipelines"] = True
     results = stack.create()
     assert all(r.status == "SUCCESS" for r in results.values()), results
     result = stack.provider.send("Create", PIPELINE, pipeline_props(stack))
@@ -271,3 +272,20 @@ def test_emulator_delete_matches_ids_as_wildcards_and_a_miss_is_404(
     assert status == 200 and set(emulator.pipelines) == {"other"}
     status, body = signed_request(emulator, MASTER, "DELETE", "/_search/pipeline/documents-a")
     assert status == 404 and body["error"]["reason"] == "pipeline [documents-a] is missing"
+
+
+def test_an_access_mapping_without_the_property_grants_no_pipeline_management(
+    stack: Stack, emulator: SearchEmulator
+) -> None:
+    """Least privilege, and why a stack upgrade updates the mapping before the pipeline."""
+    results = stack.create()
+    assert all(r.status == "SUCCESS" for r in results.values())
+    role = emulator.roles["e5search-dev-ml-setup"]
+    assert not [p for p in role["cluster_permissions"] if "search/pipeline" in p]
+    result = stack.provider.send("Create", PIPELINE, pipeline_props(stack))
+    assert result.status == "FAILED"
+    assert "cluster:admin/search/pipeline/put" in result.reason
+    # The upgrade: the mapping gains the property (an Update), then the pipeline is created.
+    stack.props["Custom::MlAccessMapping"]["ManageSearchPipelines"] = True
+    assert all(r.status == "SUCCESS" for r in stack.update().values())
+    assert stack.provider.send("Create", PIPELINE, pipeline_props(stack)).status == "SUCCESS"
