@@ -9,12 +9,15 @@ value and what is allowed, instead of surfacing an hour into a deployment.
 from __future__ import annotations
 
 import dataclasses
+import math
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from stacks.alarm_catalog import ALARM_IDS, THRESHOLDS
 from stacks.instance_types import (
+    has_instance_store,
     is_gpu_endpoint_instance,
     is_known_endpoint_instance,
     is_known_search_instance,
@@ -31,25 +34,33 @@ class ConfigError(ValueError):
 SUPPORTED_ENGINE_VERSIONS = ("3.5", "3.7")
 REMOVAL_POLICIES = ("destroy", "retain")
 SPACE_TYPES = ("cosinesimil", "innerproduct", "l2")
+EBS_VOLUME_TYPES = ("gp3", "gp2", "io1")
 # model/fast_path.py backends a deployment may choose (EMBEDDING_BACKEND).
 ENDPOINT_INFERENCE_BACKENDS = ("exact", "bf16")
 # SageMaker instance families on Intel Sapphire Rapids (4th gen Xeon), which has
 # AMX: https://aws.amazon.com/ec2/instance-types/ (C7i, M7i, R7i).
 ENDPOINT_AMX_FAMILIES = ("ml.c7i.", "ml.m7i.", "ml.r7i.")
+# What both neural-search 3.7.0.0 and the OpenSearch API specification accept
+# (lambdas/ml_setup/search_pipeline.py says why z_score and rrf are left out).
+HYBRID_NORMALIZATIONS = ("min_max", "l2")
+HYBRID_COMBINATIONS = ("arithmetic_mean", "geometric_mean", "harmonic_mean")
 LOG_RETENTION_DAYS = ALLOWED_DAYS
 MASTER_COUNTS = (0, 3, 5)
-AWS_REGION_RE = re.compile(r"^[a-z]{2}(-gov|-iso|-isob)?-[a-z]+-\d$")
-ACCOUNT_RE = re.compile(r"^\d{12}$")
-APP_NAME_RE = re.compile(r"^[a-z][a-z0-9]{1,11}$")
-ENV_NAME_RE = re.compile(r"^[a-z][a-z0-9]{1,9}$")
-INDEX_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_\-]{0,99}$")
-FIELD_NAME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,63}$")
-REVISION_RE = re.compile(r"^[0-9a-f]{40}$")
+# Every pattern is applied with fullmatch (``re.match`` with ``$`` accepts a
+# trailing newline) and spells digits [0-9]: ``\d`` also matches Arabic-Indic
+# and fullwidth digits, which no AWS name or id contains.
+AWS_REGION_RE = re.compile(r"[a-z]{2}(-gov|-iso|-isob)?-[a-z]+-[0-9]")
+ACCOUNT_RE = re.compile(r"[0-9]{12}")
+APP_NAME_RE = re.compile(r"[a-z][a-z0-9]{1,11}")
+ENV_NAME_RE = re.compile(r"[a-z][a-z0-9]{1,9}")
+INDEX_NAME_RE = re.compile(r"[a-z0-9][a-z0-9_\-]{0,99}")
+FIELD_NAME_RE = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,63}")
+REVISION_RE = re.compile(r"[0-9a-f]{40}")
+MODEL_ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]*/[A-Za-z0-9][A-Za-z0-9_.\-]*")
 # Keys every environment must state: what `cdk destroy` does to data is too
 # important to leave to a default.
 REQUIRED_KEYS = {"removal_policy": "one of 'destroy', 'retain'"}
-EMAIL_RE = re.compile(r"^[A-Za-z0-9._%+\-]+@[A-Za-z0-9\-]+(\.[A-Za-z0-9\-]+)+$")
-MODEL_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*/[A-Za-z0-9][A-Za-z0-9_.\-]*$")
+EMAIL_RE = re.compile(r"[A-Za-z0-9._%+\-]+@[A-Za-z0-9\-]+(\.[A-Za-z0-9\-]+)+")
 
 
 @dataclass(frozen=True)
@@ -78,6 +89,9 @@ class EnvironmentConfig:
     availability_zones: int = 1
     ebs_volume_size_gib: int = 20
     ebs_volume_type: str = "gp3"
+    # Provisioned IOPS: required with io1 (which has no baseline), refused with
+    # gp3/gp2 (their IOPS come with the volume size).
+    ebs_iops: int | None = None
     log_retention_days: int = 30
 
     # SageMaker endpoint.
@@ -106,6 +120,15 @@ class EnvironmentConfig:
     semantic_field: str = "passage_text"
     index_shards: int = 1
     index_replicas: int = 0
+
+    # The deployed hybrid search pipeline (docs/evaluation.md): each sub-query's
+    # scores normalised, then combined with weights (lexical match 1 - w,
+    # semantic w). 0.7 semantic with min_max and the arithmetic mean gave NDCG@10
+    # 0.687 on SciFact against 0.655 semantic-only and 0.660 BM25; chosen on
+    # SciFact, it may differ on other data.
+    hybrid_normalization: str = "min_max"
+    hybrid_combination: str = "arithmetic_mean"
+    hybrid_semantic_weight: float = 0.7
 
     # destroy: `cdk destroy` removes everything. retain: the domain, its data
     # and its logs survive a destroy (and a stack replacement).
@@ -146,6 +169,11 @@ class EnvironmentConfig:
         return self.removal_policy == "retain"
 
     @property
+    def data_nodes_use_instance_store(self) -> bool:
+        """Instance-store data nodes (i3, r6gd, ...) keep data on local NVMe and attach no EBS."""
+        return has_instance_store(self.data_node_instance_type)
+
+    @property
     def endpoint_uses_gpu(self) -> bool:
         return is_gpu_endpoint_instance(self.endpoint_instance_type)
 
@@ -159,6 +187,9 @@ class EnvironmentConfig:
 
 _FIELDS = {f.name: f for f in dataclasses.fields(EnvironmentConfig)}
 _SETTABLE = sorted(k for k in _FIELDS if k not in ("name", "app_name"))
+# Keys that configure EBS; meaningless (and refused by the service) on
+# instance-store data nodes.
+EBS_KEYS = ("ebs_volume_size_gib", "ebs_volume_type", "ebs_iops")
 
 
 def _fail(env: str, key: str, value: Any, allowed: str) -> ConfigError:
@@ -167,23 +198,79 @@ def _fail(env: str, key: str, value: Any, allowed: str) -> ConfigError:
     )
 
 
-def _expect_int(env: str, key: str, value: Any, lo: int, hi: int) -> int:
-    # bool is an int subclass in Python; `true` for a count is a mistake.
-    if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
-        raise _fail(env, key, value, f"an integer from {lo} to {hi}")
+# One rule per settable key: (env, key, value) -> the validated value, or a
+# ConfigError naming the key. Adding a key means adding a field above and one
+# entry to _RULES; a field without a rule fails the test that checks coverage.
+Rule = Callable[[str, str, Any], Any]
+
+
+def _int(lo: int, hi: int) -> Rule:
+    def check(env: str, key: str, value: Any) -> int:
+        # bool is an int subclass in Python (`true` for a count is a mistake),
+        # and 3.0 is a float, not the integer 3: both are refused.
+        if type(value) is not int or not lo <= value <= hi:
+            raise _fail(env, key, value, f"an integer from {lo} to {hi}")
+        return value
+
+    return check
+
+
+def _choice(choices: tuple[Any, ...]) -> Rule:
+    def check(env: str, key: str, value: Any) -> Any:
+        # Same type and value: 3.0 == 3 and True == 1 in Python, but neither is
+        # the integer choice cdk.json asks for.
+        if not any(type(value) is type(c) and value == c for c in choices):
+            raise _fail(env, key, value, "one of " + ", ".join(repr(c) for c in choices))
+        return value
+
+    return check
+
+
+def _match(pattern: re.Pattern[str], what: str) -> Rule:
+    def check(env: str, key: str, value: Any) -> str:
+        if not isinstance(value, str) or not pattern.fullmatch(value):
+            raise _fail(env, key, value, what)
+        return value
+
+    return check
+
+
+def _where(predicate: Callable[[str], bool], what: str) -> Rule:
+    def check(env: str, key: str, value: Any) -> str:
+        if not isinstance(value, str) or not predicate(value):
+            raise _fail(env, key, value, what)
+        return value
+
+    return check
+
+
+def _engine_version(env: str, key: str, value: Any) -> str:
+    if not isinstance(value, str):
+        raise _fail(env, key, value, 'a string such as "3.7"')
+    return _choice(SUPPORTED_ENGINE_VERSIONS)(env, key, value)
+
+
+def _prefix(env: str, key: str, value: Any) -> str:
+    if not isinstance(value, str) or len(value) > 64:
+        raise _fail(env, key, value, "a string of at most 64 characters (may be empty)")
     return value
 
 
-def _expect_choice(env: str, key: str, value: Any, choices: tuple[Any, ...]) -> Any:
-    if value not in choices or isinstance(value, bool) != isinstance(choices[0], bool):
-        raise _fail(env, key, value, "one of " + ", ".join(repr(c) for c in choices))
+def _bool(env: str, key: str, value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise _fail(env, key, value, "true or false")
     return value
 
 
-def _expect_match(env: str, key: str, value: Any, pattern: re.Pattern[str], what: str) -> str:
-    if not isinstance(value, str) or not pattern.match(value):
-        raise _fail(env, key, value, what)
-    return value
+def _expect_weight(env: str, key: str, value: Any) -> float:
+    """A weight strictly between 0 and 1 in hundredths, so that 1 - w is exact too."""
+    allowed = "a number strictly between 0 and 1 with at most two decimals, such as 0.7"
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise _fail(env, key, value, allowed)
+    hundredths = round(value * 100)
+    if not 0 < hundredths < 100 or abs(value * 100 - hundredths) > 1e-9:
+        raise _fail(env, key, value, allowed)
+    return hundredths / 100
 
 
 def _expect_alarm_ids(env: str, key: str, value: Any) -> tuple[str, ...]:
@@ -222,119 +309,84 @@ def _expect_thresholds(env: str, key: str, value: Any) -> tuple[tuple[str, float
     return tuple(pairs)
 
 
+_SEARCH_INSTANCE = _where(
+    is_known_search_instance, "an OpenSearch Service instance type such as r7g.large.search"
+)
+_RULES: dict[str, Rule] = {
+    "account": _match(ACCOUNT_RE, "a 12-digit AWS account id"),
+    "region": _match(AWS_REGION_RE, "an AWS region such as us-east-1"),
+    "engine_version": _engine_version,
+    "data_node_instance_type": _SEARCH_INSTANCE,
+    "dedicated_master_instance_type": _SEARCH_INSTANCE,
+    "endpoint_instance_type": _where(
+        is_known_endpoint_instance,
+        "a SageMaker real-time inference instance type such as ml.m5.large",
+    ),
+    "data_node_count": _int(1, 80),
+    "dedicated_master_count": _choice(MASTER_COUNTS),
+    "availability_zones": _choice((1, 2, 3)),
+    "ebs_volume_size_gib": _int(10, 16384),
+    "ebs_volume_type": _choice(EBS_VOLUME_TYPES),
+    # OpenSearch Service provisions io1 from 1,000 to 16,000 IOPS; the ratio to
+    # the volume size is checked in _cross_check.
+    "ebs_iops": _int(1000, 16000),
+    "log_retention_days": _choice(LOG_RETENTION_DAYS),
+    "endpoint_initial_instance_count": _int(1, 20),
+    "endpoint_min_capacity": _int(1, 40),
+    "endpoint_max_capacity": _int(1, 40),
+    "endpoint_target_invocations_per_instance": _int(1, 100000),
+    "endpoint_inference_backend": _choice(ENDPOINT_INFERENCE_BACKENDS),
+    "model_id": _match(MODEL_ID_RE, "a Hugging Face model id such as owner/name"),
+    "model_revision": _match(REVISION_RE, "a 40-character lowercase hex commit id"),
+    "embedding_dimension": _int(1, 16000),
+    "space_type": _choice(SPACE_TYPES),
+    "query_prefix": _prefix,
+    "passage_prefix": _prefix,
+    "index_name": _match(
+        INDEX_NAME_RE,
+        "a lowercase index name of letters, digits, '_' and '-' (not starting with _ or -)",
+    ),
+    "semantic_field": _match(FIELD_NAME_RE, "a field name of letters, digits and '_'"),
+    "index_shards": _int(1, 64),
+    "index_replicas": _int(0, 5),
+    "hybrid_normalization": _choice(HYBRID_NORMALIZATIONS),
+    "hybrid_combination": _choice(HYBRID_COMBINATIONS),
+    "hybrid_semantic_weight": _expect_weight,
+    "removal_policy": _choice(REMOVAL_POLICIES),
+    "protected": _bool,
+    "alarms_enabled": _bool,
+    "alarm_email": _match(EMAIL_RE, "an email address such as ops@example.com"),
+    "alarms_disabled": _expect_alarm_ids,
+    "alarm_thresholds": _expect_thresholds,
+    "ml_health_check_minutes": _int(1, 60),
+}
+
+
 def _validate(env: str, raw: dict[str, Any]) -> dict[str, Any]:
-    """Check each key on its own, then the rules that tie keys together."""
+    """Check each key on its own; _cross_check then applies the rules that tie keys together."""
     for key, allowed in REQUIRED_KEYS.items():
         if key not in raw:
             raise ConfigError(f"cdk.json environments.{env}.{key}: missing; expected {allowed}")
     v: dict[str, Any] = {}
     for key, value in raw.items():
-        if key not in _FIELDS or key in ("name", "app_name"):
+        rule = _RULES.get(key) if isinstance(key, str) else None
+        if rule is None:
             raise ConfigError(
                 f"cdk.json environments.{env}: unknown key {key!r}; "
                 f"allowed keys are {', '.join(_SETTABLE)}"
             )
-        if key == "account":
-            v[key] = _expect_match(env, key, value, ACCOUNT_RE, "a 12-digit AWS account id")
-        elif key == "region":
-            v[key] = _expect_match(
-                env, key, value, AWS_REGION_RE, "an AWS region such as us-east-1"
-            )
-        elif key == "engine_version":
-            if not isinstance(value, str):
-                raise _fail(env, key, value, 'a string such as "3.7"')
-            v[key] = _expect_choice(env, key, value, SUPPORTED_ENGINE_VERSIONS)
-        elif key in ("data_node_instance_type", "dedicated_master_instance_type"):
-            if not isinstance(value, str) or not is_known_search_instance(value):
-                raise _fail(
-                    env, key, value, "an OpenSearch Service instance type such as r7g.large.search"
-                )
-            v[key] = value
-        elif key == "endpoint_instance_type":
-            if not isinstance(value, str) or not is_known_endpoint_instance(value):
-                raise _fail(
-                    env,
-                    key,
-                    value,
-                    "a SageMaker real-time inference instance type such as ml.m5.large",
-                )
-            v[key] = value
-        elif key == "data_node_count":
-            v[key] = _expect_int(env, key, value, 1, 80)
-        elif key == "dedicated_master_count":
-            v[key] = _expect_choice(env, key, value, MASTER_COUNTS)
-        elif key == "availability_zones":
-            v[key] = _expect_choice(env, key, value, (1, 2, 3))
-        elif key == "ebs_volume_size_gib":
-            v[key] = _expect_int(env, key, value, 10, 16384)
-        elif key == "ebs_volume_type":
-            v[key] = _expect_choice(env, key, value, ("gp3", "gp2", "io1"))
-        elif key == "log_retention_days":
-            v[key] = _expect_choice(env, key, value, LOG_RETENTION_DAYS)
-        elif key == "endpoint_initial_instance_count":
-            v[key] = _expect_int(env, key, value, 1, 20)
-        elif key in ("endpoint_min_capacity", "endpoint_max_capacity"):
-            v[key] = _expect_int(env, key, value, 1, 40)
-        elif key == "endpoint_target_invocations_per_instance":
-            v[key] = _expect_int(env, key, value, 1, 100000)
-        elif key == "endpoint_inference_backend":
-            v[key] = _expect_choice(env, key, value, ENDPOINT_INFERENCE_BACKENDS)
-        elif key == "model_id":
-            v[key] = _expect_match(
-                env, key, value, MODEL_ID_RE, "a Hugging Face model id such as owner/name"
-            )
-        elif key == "model_revision":
-            v[key] = _expect_match(
-                env, key, value, REVISION_RE, "a 40-character lowercase hex commit id"
-            )
-        elif key == "embedding_dimension":
-            v[key] = _expect_int(env, key, value, 1, 16000)
-        elif key == "space_type":
-            v[key] = _expect_choice(env, key, value, SPACE_TYPES)
-        elif key in ("query_prefix", "passage_prefix"):
-            if not isinstance(value, str) or len(value) > 64:
-                raise _fail(env, key, value, "a string of at most 64 characters (may be empty)")
-            v[key] = value
-        elif key == "index_name":
-            v[key] = _expect_match(
-                env,
-                key,
-                value,
-                INDEX_NAME_RE,
-                "a lowercase index name of letters, digits, '_' and '-' (not starting with _ or -)",
-            )
-        elif key == "semantic_field":
-            v[key] = _expect_match(
-                env, key, value, FIELD_NAME_RE, "a field name of letters, digits and '_'"
-            )
-        elif key == "index_shards":
-            v[key] = _expect_int(env, key, value, 1, 64)
-        elif key == "index_replicas":
-            v[key] = _expect_int(env, key, value, 0, 5)
-        elif key == "removal_policy":
-            v[key] = _expect_choice(env, key, value, REMOVAL_POLICIES)
-        elif key in ("protected", "alarms_enabled"):
-            if not isinstance(value, bool):
-                raise _fail(env, key, value, "true or false")
-            v[key] = value
-        elif key == "alarm_email":
-            v[key] = _expect_match(
-                env, key, value, EMAIL_RE, "an email address such as ops@example.com"
-            )
-        elif key == "alarms_disabled":
-            v[key] = _expect_alarm_ids(env, key, value)
-        elif key == "alarm_thresholds":
-            v[key] = _expect_thresholds(env, key, value)
-        elif key == "ml_health_check_minutes":
-            v[key] = _expect_int(env, key, value, 1, 60)
-        else:  # pragma: no cover - every field above has a rule
-            raise AssertionError(f"no validation rule for {key}")
+        v[key] = rule(env, key, value)
     return v
 
 
-def _cross_check(cfg: EnvironmentConfig) -> None:
-    """Rules that involve several keys; each names the keys in conflict."""
+def _cross_check(cfg: EnvironmentConfig, given: set[str]) -> None:
+    """Rules that involve several keys; each names the keys in conflict.
+
+    ``given`` is the set of keys cdk.json states for the environment, so that
+    a stated value can be refused where a default would be harmless.
+    """
     env = cfg.name
+    _check_storage(cfg, given)
     if cfg.endpoint_min_capacity > cfg.endpoint_max_capacity:
         raise ConfigError(
             f"cdk.json environments.{env}: endpoint_min_capacity ({cfg.endpoint_min_capacity}) "
@@ -393,6 +445,42 @@ def _cross_check(cfg: EnvironmentConfig) -> None:
         )
 
 
+def _check_storage(cfg: EnvironmentConfig, given: set[str]) -> None:
+    """EBS settings must be ones the service and CDK accept for the data node type."""
+    env = cfg.name
+    if cfg.data_nodes_use_instance_store:
+        # "The I3 instance types ... do not support EBS storage volumes" (AWS,
+        # OpenSearch Service developer guide, supported-instance-types.html; the
+        # same holds for every family in INSTANCE_STORE_SEARCH_FAMILIES, which
+        # aws-cdk-lib 2.275.0's Domain refuses with EBS enabled).
+        stated = [k for k in EBS_KEYS if k in given]
+        if stated:
+            raise ConfigError(
+                f"cdk.json environments.{env}.{stated[0]}: data_node_instance_type "
+                f"{cfg.data_node_instance_type} keeps data on local instance storage and "
+                "cannot attach EBS; remove the ebs_* keys"
+            )
+        return
+    if cfg.ebs_volume_type == "io1":
+        if cfg.ebs_iops is None:
+            raise ConfigError(
+                f"cdk.json environments.{env}.ebs_iops: missing; ebs_volume_type io1 needs "
+                "provisioned IOPS, an integer from 1000 to 16000"
+            )
+        # aws-cdk-lib 2.275.0 Domain: "`io1` volumes iops has a maximum ratio of 50 IOPS/GiB".
+        if cfg.ebs_iops > 50 * cfg.ebs_volume_size_gib:
+            raise ConfigError(
+                f"cdk.json environments.{env}.ebs_iops: {cfg.ebs_iops} exceeds 50 IOPS per GiB "
+                f"of ebs_volume_size_gib ({cfg.ebs_volume_size_gib}); io1 allows at most "
+                f"{50 * cfg.ebs_volume_size_gib}"
+            )
+    elif cfg.ebs_iops is not None:
+        raise ConfigError(
+            f"cdk.json environments.{env}.ebs_iops: only applies to ebs_volume_type io1 "
+            f"(ebs_volume_type is {cfg.ebs_volume_type}, whose IOPS come with the volume size)"
+        )
+
+
 def load_config(context: dict[str, Any], env_name: str | None) -> EnvironmentConfig:
     """Build the validated config of one environment from the CDK context.
 
@@ -402,19 +490,28 @@ def load_config(context: dict[str, Any], env_name: str | None) -> EnvironmentCon
     environments = context.get("environments")
     if not isinstance(environments, dict) or not environments:
         raise ConfigError("cdk.json context.environments: missing; expected a map of environments")
-    name = env_name or context.get("default_env") or "dev"
-    if name not in environments:
+    default_env = context.get("default_env", "dev")
+    if not isinstance(default_env, str) or not default_env:
         raise ConfigError(
-            f"-c env={name}: no such environment; configured environments are "
+            f"cdk.json context.default_env: {default_env!r} is not allowed; expected the name "
+            "of one of the configured environments"
+        )
+    if env_name is not None and not isinstance(env_name, str):
+        raise ConfigError(f"-c env={env_name!r}: expected an environment name")
+    name = env_name or default_env
+    if name not in environments:
+        shown = name if name.isprintable() and not any(c.isspace() for c in name) else repr(name)
+        raise ConfigError(
+            f"-c env={shown}: no such environment; configured environments are "
             f"{', '.join(sorted(environments))}"
         )
-    if not ENV_NAME_RE.match(name):
+    if not ENV_NAME_RE.fullmatch(name):
         raise ConfigError(
-            f"cdk.json environments.{name}: environment names must be 2-10 lowercase letters "
+            f"cdk.json environments.{name!r}: environment names must be 2-10 lowercase letters "
             "or digits, starting with a letter"
         )
     app_name = context.get("app_name", "e5search")
-    if not isinstance(app_name, str) or not APP_NAME_RE.match(app_name):
+    if not isinstance(app_name, str) or not APP_NAME_RE.fullmatch(app_name):
         raise ConfigError(
             f"cdk.json context.app_name: {app_name!r} is not allowed; expected 2-12 lowercase "
             "letters or digits, starting with a letter"
@@ -423,7 +520,7 @@ def load_config(context: dict[str, Any], env_name: str | None) -> EnvironmentCon
     if not isinstance(raw, dict):
         raise ConfigError(f"cdk.json environments.{name}: expected an object of settings")
     cfg = EnvironmentConfig(name=name, app_name=app_name, **_validate(name, raw))
-    _cross_check(cfg)
+    _cross_check(cfg, set(raw))
     return cfg
 
 

@@ -1,8 +1,9 @@
 """The custom resources that connect the domain to the endpoint (see docs/ml-setup.md).
 
-Four resources, each its own type so CloudFormation orders and updates them
+Five resources, each its own type so CloudFormation orders and updates them
 independently: the security-plugin mappings, the ML Commons connector, the
-asymmetric remote model (registered and deployed), and the semantic index.
+asymmetric remote model (registered and deployed), the semantic index, and the
+hybrid search pipeline.
 One Provider (on_event + is_complete, total timeout under CloudFormation's
 hour) runs ``lambdas/ml_setup`` as the domain stack's setup role.
 
@@ -13,6 +14,7 @@ those two deploy in parallel.
 from __future__ import annotations
 
 import math
+from decimal import Decimal
 from pathlib import Path
 
 import aws_cdk as cdk
@@ -208,6 +210,8 @@ class MlSetupStack(cdk.Stack):
                 # the alias that follows the current one (docs/ml-setup.md). Both the
                 # setup role (manage) and the client role (documents) use these.
                 "IndexPatterns": [f"{index_base}-*", index_base],
+                # The setup role also manages the hybrid search pipeline below.
+                "ManageSearchPipelines": True,
             },
         )
         connector = resource(
@@ -267,6 +271,23 @@ class MlSetupStack(cdk.Stack):
                 "EnvironmentName": config.name,
             },
         )
+        # Weights by sub-query position: the README's hybrid query puts the
+        # lexical match first and the neural clause second.
+        semantic = Decimal(str(config.hybrid_semantic_weight))
+        pipeline = resource(
+            "HybridSearchPipeline",
+            "Custom::HybridSearchPipeline",
+            {
+                "Name": f"{index_base}-hybrid",
+                "Description": f"{config.prefix}: hybrid search (match first, neural second)",
+                "Normalization": config.hybrid_normalization,
+                "Combination": config.hybrid_combination,
+                "Weights": [str(1 - semantic), str(semantic)],
+            },
+        )
+        # The setup role may manage search pipelines once the mapping exists.
+        pipeline.node.add_dependency(mapping)
+        self.search_pipeline = pipeline.get_att_string("PipelineName")
         self.connector_id = connector.get_att_string("ConnectorId")
         self.model_id = model.get_att_string("ModelId")
         self.index_name = index.get_att_string("IndexName")
@@ -281,6 +302,12 @@ class MlSetupStack(cdk.Stack):
             "IndexAlias",
             value=self.index_alias,
             description="Stable name for clients: the alias always points at the current index",
+        )
+        cdk.CfnOutput(
+            self,
+            "HybridSearchPipelineName",
+            value=self.search_pipeline,
+            description="Search pipeline for hybrid queries: ?search_pipeline=<this>",
         )
         cdk.CfnOutput(
             self,

@@ -37,6 +37,8 @@ CloudFormation in normal updates.
 from __future__ import annotations
 
 import hashlib
+import json
+from pathlib import Path
 
 import aws_cdk as cdk
 from aws_cdk import aws_codebuild as codebuild
@@ -50,8 +52,23 @@ from stacks.environment import EnvironmentStacks, build_environment
 from stacks.nag import acknowledge, arn_env
 from stacks.pipeline_config import PIPELINE_FLAG, PipelineConfig
 
+PACKAGE_JSON = Path(__file__).resolve().parents[1] / "package.json"
 SMOKE_STEP_PREFIX = "Smoke-"
 APPROVAL_STEP_PREFIX = "Approve-"
+
+
+def pinned_node_tool(name: str) -> str:
+    """The exact version package.json pins for ``name`` (aws-cdk, cdk-assets).
+
+    The pipeline's CodeBuild projects install the CDK CLI and cdk-assets with
+    ``npm install -g``; left unset, CDK Pipelines installs whatever ``latest``
+    is on the day a build runs. Reading package.json keeps them the versions
+    ``make synth`` and the tests use, bumped in one place.
+    """
+    version = json.loads(PACKAGE_JSON.read_text())["devDependencies"][name]
+    if not version[:1].isdigit():
+        raise ValueError(f"package.json pins {name} as {version!r}; an exact version is needed")
+    return version
 
 
 def smoke_role_name(config: EnvironmentConfig) -> str:
@@ -200,6 +217,8 @@ class PipelineStack(cdk.Stack):
             pipeline_name=settings.stack_name,
             synth=synth,
             self_mutation=True,
+            cli_version=pinned_node_tool("aws-cdk"),
+            cdk_assets_cli_version=pinned_node_tool("cdk-assets"),
             cross_account_keys=settings.crosses_accounts,
             enable_key_rotation=settings.crosses_accounts,
             code_build_defaults=pipelines.CodeBuildOptions(

@@ -30,12 +30,13 @@ PIPELINE_FLAG = "pipeline"
 SETTINGS_KEY = "pipeline_settings"
 # Both the older CodeStar Connections and the renamed CodeConnections ARNs work
 # with CodePipeline's CodeStarSourceConnection action.
+# Applied with fullmatch and ASCII digits only, like the environment patterns.
 CONNECTION_ARN_RE = re.compile(
-    r"^arn:aws(-[a-z]+)*:(codestar-connections|codeconnections):[a-z0-9-]+:\d{12}:"
-    r"connection/[0-9a-f-]{36}$"
+    r"arn:aws(-[a-z]+)*:(codestar-connections|codeconnections):[a-z0-9-]+:[0-9]{12}:"
+    r"connection/[0-9a-f-]{36}"
 )
-REPOSITORY_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*/[A-Za-z0-9_.-]+$")
-BRANCH_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_./-]{0,199}$")
+REPOSITORY_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*/[A-Za-z0-9_.-]+")
+BRANCH_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_./-]{0,199}")
 _KEYS = {
     "connection_arn": "a CodeConnections ARN (arn:aws:codeconnections:<region>:<account>:"
     "connection/<uuid>)",
@@ -115,7 +116,7 @@ def load_pipeline_config(context: dict[str, Any]) -> PipelineConfig:
         "region": AWS_REGION_RE,
     }
     for key, pattern in checks.items():
-        if not isinstance(raw[key], str) or not pattern.match(raw[key]):
+        if not isinstance(raw[key], str) or not pattern.fullmatch(raw[key]):
             raise _fail(key, raw[key])
     names = raw["stages"]
     if not isinstance(names, list) or not names or not all(isinstance(n, str) for n in names):

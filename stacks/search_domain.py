@@ -210,10 +210,7 @@ class SearchDomainStack(cdk.Stack):
                 multi_az_with_standby_enabled=False,
             ),
             zone_awareness=zone_awareness,
-            ebs=opensearch.EbsOptions(
-                volume_size=config.ebs_volume_size_gib,
-                volume_type=_ebs_type(config.ebs_volume_type),
-            ),
+            ebs=_ebs_options(config),
             fine_grained_access_control=opensearch.AdvancedSecurityOptions(
                 master_user_arn=self.master_role.role_arn
             ),
@@ -310,9 +307,17 @@ class SearchDomainStack(cdk.Stack):
             )
 
 
-def _ebs_type(name: str) -> ec2.EbsDeviceVolumeType:
-    return {
-        "gp3": ec2.EbsDeviceVolumeType.GP3,
-        "gp2": ec2.EbsDeviceVolumeType.GP2,
-        "io1": ec2.EbsDeviceVolumeType.IO1,
-    }[name]
+def _ebs_options(config: EnvironmentConfig) -> opensearch.EbsOptions:
+    """No EBS on instance-store data nodes (config validation refuses ebs_* keys there);
+    otherwise the configured volume, with provisioned IOPS for io1 only."""
+    if config.data_nodes_use_instance_store:
+        return opensearch.EbsOptions(enabled=False)
+    return opensearch.EbsOptions(
+        volume_size=config.ebs_volume_size_gib,
+        volume_type={
+            "gp3": ec2.EbsDeviceVolumeType.GP3,
+            "gp2": ec2.EbsDeviceVolumeType.GP2,
+            "io1": ec2.EbsDeviceVolumeType.IO1,
+        }[config.ebs_volume_type],
+        iops=config.ebs_iops if config.ebs_volume_type == "io1" else None,
+    )

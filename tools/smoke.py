@@ -14,7 +14,10 @@ below catches one of those, in the order a request travels:
                    vectors of the configured dimension that differ;
 4. neural search   a document with a unique id, indexed into the semantic
                    index, is the top hit of a ``neural`` query it answers;
-5. cleanup         that document is deleted, whatever happened before.
+5. hybrid search   the same document is the top hit of the README's ``hybrid``
+                   query (``match`` + ``neural``) through the deployed search
+                   pipeline (when the stack names one: ``HybridSearchPipelineName``);
+6. cleanup         that document is deleted, whatever happened before.
 
 The first failure stops the checks that depend on it (reported as SKIP) and
 becomes the one-line reason; the exit code is 1 for a failed check and 2 when
@@ -23,7 +26,7 @@ the test could not start (outputs or credentials missing).
 Stack outputs read (the contract with the stacks): ``DomainEndpoint``,
 ``ModelId``, ``IndexAlias`` (the stable name clients use; ``IndexName``, the
 concrete index, when a stack predates the alias), optionally
-``SemanticField``, ``EmbeddingDimension`` and, for ``--as-client``,
+``SemanticField``, ``EmbeddingDimension``, ``HybridSearchPipelineName`` and, for ``--as-client``,
 ``SearchClientRoleArn`` or, for ``--as-master``, ``MasterRoleArn``.
 
 Identity: ``--as-client`` signs as the domain's least-privilege search-client
@@ -79,6 +82,7 @@ class Target:
     dimension: int | None = None
     master_role_arn: str | None = None
     client_role_arn: str | None = None
+    search_pipeline: str | None = None
 
 
 @dataclass
@@ -138,6 +142,8 @@ class SmokeTest:
             ("query vs passage", self.check_prefix_path),
             ("neural search", self.check_neural_search),
         ]
+        if self.target.search_pipeline:
+            steps.append(("hybrid search", self.check_hybrid_search))
         self.doc_written = False
         try:
             for position, (name, step) in enumerate(steps):
@@ -260,6 +266,34 @@ class SmokeTest:
             )
         return f"top hit, score {hits[0].get('_score')}"
 
+    def check_hybrid_search(self) -> str:
+        """The deployed pipeline serves a hybrid query (lexical first, semantic second)."""
+        index, doc_id, name = self.target.index, self.doc_id, self.target.field
+        pipeline = str(self.target.search_pipeline)
+        hybrid = {
+            "hybrid": {
+                "queries": [
+                    {"match": {name: {"query": QUESTION}}},
+                    {"neural": {name: {"query_text": QUESTION, "k": 5}}},
+                ]
+            }
+        }
+        reply = self._call(
+            "POST",
+            f"/{index}/_search",
+            {"size": 5, "_source": False, "query": hybrid},
+            search_pipeline=pipeline,
+        )
+        if not reply.ok:
+            raise CheckFailed(f"hybrid query through pipeline {pipeline} failed: {reply.reason()}")
+        hits = (reply.body.get("hits") or {}).get("hits") or []
+        if not hits or hits[0].get("_id") != doc_id:
+            top = hits[0].get("_id") if hits else "none"
+            raise CheckFailed(
+                f"test document {doc_id} is not the top hit of the hybrid query (top hit is {top})"
+            )
+        return f"top hit through {pipeline}, score {hits[0].get('_score')}"
+
     def delete_test_document(self) -> str:
         reply = self._call("DELETE", f"/{self.target.index}/_doc/{self.doc_id}", refresh="true")
         if reply.ok:
@@ -344,6 +378,7 @@ def target_from_outputs(outputs: dict[str, str], region: str, stack_names: Seque
         dimension=int(dimension) if dimension else None,
         master_role_arn=outputs.get("MasterRoleArn"),
         client_role_arn=outputs.get("SearchClientRoleArn"),
+        search_pipeline=outputs.get("HybridSearchPipelineName"),
     )
 
 
@@ -379,6 +414,10 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--index")
     parser.add_argument("--field", help=f"semantic field (default: output or {DEFAULT_FIELD})")
     parser.add_argument("--dimension", type=int, help="expected embedding dimension")
+    parser.add_argument(
+        "--search-pipeline",
+        help="hybrid search pipeline to check (default: output HybridSearchPipelineName)",
+    )
     parser.add_argument(
         "--assume-role",
         action="append",
@@ -432,6 +471,8 @@ def resolve(args: argparse.Namespace, session: boto3.Session) -> tuple[Target, b
         target.field = args.field
     if args.dimension:
         target.dimension = args.dimension
+    if args.search_pipeline:
+        target.search_pipeline = args.search_pipeline
     if args.as_client:
         if not target.client_role_arn:
             raise SetupError(

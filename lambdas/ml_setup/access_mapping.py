@@ -47,6 +47,16 @@ INDEX_ACTIONS = (
     "indices:data/write/bulk*",
 )
 SETUP_CLUSTER_ACTIONS = ("indices:data/write/reindex", "indices:data/write/bulk")
+# The hybrid search pipeline (search_pipeline.py), granted only with the
+# ManageSearchPipelines property: OpenSearch core's Put/Get/DeleteSearchPipelineAction
+# names; ml_full_access has none of them. A property, not only code, so that a
+# stack deployed before the pipeline existed gets an Update (and the grant)
+# before CloudFormation creates the pipeline.
+PIPELINE_ACTIONS = (
+    "cluster:admin/search/pipeline/put",
+    "cluster:admin/search/pipeline/get",
+    "cluster:admin/search/pipeline/delete",
+)
 # The search client: each permission is here because a request a search
 # application makes needs it (security plugin action names).
 CLIENT_CLUSTER_ACTIONS = (
@@ -83,6 +93,7 @@ class Spec:
     # search-client role existed (an Update must still be able to read them).
     client_role_arn: str | None = None
     client_role_name: str | None = None
+    manage_search_pipelines: bool = False
 
     @classmethod
     def parse(cls, props: Props, *, require_client: bool = True) -> Spec:
@@ -109,6 +120,7 @@ class Spec:
                 if with_client
                 else None
             ),
+            manage_search_pipelines=props.boolean("ManageSearchPipelines", default=False),
         )
         if spec.client_role_name is not None and spec.client_role_name == spec.role_name:
             raise PropertyError(
@@ -178,7 +190,8 @@ def _put_own_role(client: OpenSearchClient, spec: Spec) -> None:
         f"{SECURITY}/roles/{spec.role_name}",
         body={
             "description": "ML setup custom resources: manage this app's semantic index only",
-            "cluster_permissions": list(SETUP_CLUSTER_ACTIONS),
+            "cluster_permissions": list(SETUP_CLUSTER_ACTIONS)
+            + (list(PIPELINE_ACTIONS) if spec.manage_search_pipelines else []),
             "index_permissions": [
                 {
                     "index_patterns": list(spec.index_patterns),

@@ -17,7 +17,7 @@ import os
 from types import ModuleType
 from typing import Any
 
-from . import access_mapping, connector, identity, model, semantic_index
+from . import access_mapping, connector, identity, model, search_pipeline, semantic_index
 from .common import Ctx, Outcome, Runtime, SetupError
 from .opensearch_client import DeadlineExceeded, OpenSearchError, SystemClock
 from .properties import PropertyError, Props
@@ -30,6 +30,7 @@ RESOURCES: dict[str, ModuleType] = {
     connector.RESOURCE_TYPE: connector,
     model.RESOURCE_TYPE: model,
     semantic_index.RESOURCE_TYPE: semantic_index,
+    search_pipeline.RESOURCE_TYPE: search_pipeline,
 }
 WAIT_KEY = "MlSetupWait"
 # Leave the Lambda time to report a failure instead of being killed mid-retry.

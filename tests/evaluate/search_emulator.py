@@ -26,12 +26,13 @@ Added, each with the rules of the real thing that the tool could get wrong:
   document matching no term is not a hit.
 * ``knn`` on a ``knn_vector`` field: the field must exist in the mapping and
   the vector must have its dimension; cosine scores are ``(1 + cos) / 2``.
-* Search pipelines: ``PUT/GET/DELETE /_search/pipeline/{id}`` with a
-  ``normalization-processor`` (techniques checked, weights must sum to 1, as
-  neural-search requires); a ``hybrid`` query must name an existing pipeline
-  with that processor, and the number of weights must equal the number of
-  sub-queries. Normalisation: min-max per sub-query; combination: weighted
-  arithmetic mean, a document absent from a sub-query scoring 0 there.
+* ``hybrid`` queries over the base emulator's search pipelines (whose
+  ``normalization-processor`` rules are sourced there): a ``hybrid`` query must
+  name an existing pipeline with that processor, and the number of weights must
+  equal the number of sub-queries (neural-search 3.7.0.0
+  ``processor/combination/ScoreCombinationUtil.java:98-110``). Normalisation:
+  min-max per sub-query; combination: weighted arithmetic mean, a document
+  absent from a sub-query scoring 0 there.
 """
 
 from __future__ import annotations
@@ -55,8 +56,6 @@ from tests.support.opensearch_emulator import (
 REMOTE_THROTTLED = (
     'Error from remote service: {"message":"ThrottlingException: Rate exceeded for InvokeEndpoint"}'
 )
-NORMALIZATIONS = {"min_max", "l2", "z_score"}
-COMBINATIONS = {"arithmetic_mean", "geometric_mean", "harmonic_mean"}
 
 
 def _terms(text: Any) -> list[str]:
@@ -93,7 +92,6 @@ class SearchEmulator(OpenSearchEmulator):
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self.pipelines: dict[str, dict[str, Any]] = {}
         self.reject_items = 0
         self.refuse_docs: set[str] = set()
         self.remote_throttle_items = 0
@@ -102,17 +100,12 @@ class SearchEmulator(OpenSearchEmulator):
     def routes(self) -> list[Route]:
         """Ahead of the base's routes, so ``_search`` here replaces the base's."""
         index = r"(?P<index>[^/_][^/]*)"
-        pipe = r"(?P<pid>[^/]+)"
-        sp = "cluster:admin/search/pipeline/"
         read = "indices:data/read/search"
         extra = [
             Route("POST", r"/" + index + r"/_bulk", "indices:data/write/bulk", self._bulk,
                   parse_body=ndjson_body),
             Route("GET", r"/" + index + r"/_count", read, self._count),
             Route("POST", r"/" + index + r"/_count", read, self._count),
-            Route("PUT", r"/_search/pipeline/" + pipe, sp + "put", self._pipeline_put),
-            Route("GET", r"/_search/pipeline/" + pipe, sp + "get", self._pipeline_get),
-            Route("DELETE", r"/_search/pipeline/" + pipe, sp + "delete", self._pipeline_delete),
             Route("POST", r"/" + index + r"/_search", read, self._eval_search),
             Route("GET", r"/" + index + r"/_search", read, self._eval_search),
         ]  # fmt: skip
@@ -216,53 +209,6 @@ class SearchEmulator(OpenSearchEmulator):
                 "_shards": {"total": 1, "successful": 1, "skipped": 0, "failed": 0},
             },
         )
-
-    # -- search pipelines
-
-    def _pipeline_put(self, r: Request, pid: str) -> Outcome:
-        body = r.body or {}
-        for processor in body.get("phase_results_processors") or []:
-            config = processor.get("normalization-processor")
-            if config is None:
-                raise ApiError(
-                    400, "illegal_argument_exception", f"unsupported processor {list(processor)}"
-                )
-            technique = (config.get("normalization") or {}).get("technique", "min_max")
-            if technique not in NORMALIZATIONS:
-                raise ApiError(
-                    400,
-                    "illegal_argument_exception",
-                    f"provided normalization technique [{technique}] is not supported",
-                )
-            combination = config.get("combination") or {}
-            if combination.get("technique", "arithmetic_mean") not in COMBINATIONS:
-                raise ApiError(
-                    400,
-                    "illegal_argument_exception",
-                    "provided combination technique is not supported",
-                )
-            weights = (combination.get("parameters") or {}).get("weights")
-            if weights is not None and abs(sum(weights) - 1.0) > 1e-6:
-                raise ApiError(
-                    400,
-                    "illegal_argument_exception",
-                    "sum of weights for combination must be equal to 1.0",
-                )
-        self.pipelines[pid] = body
-        return Outcome(200, {"acknowledged": True})
-
-    def _pipeline_get(self, r: Request, pid: str) -> Outcome:
-        if pid not in self.pipelines:
-            return Outcome(404, {})
-        return Outcome(200, {pid: self.pipelines[pid]})
-
-    def _pipeline_delete(self, r: Request, pid: str) -> Outcome:
-        if pid not in self.pipelines:
-            raise ApiError(
-                404, "resource_not_found_exception", f"pipeline matching [{pid}] not found"
-            )
-        del self.pipelines[pid]
-        return Outcome(200, {"acknowledged": True})
 
     # -- search
 

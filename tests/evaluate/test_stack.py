@@ -9,8 +9,11 @@ content types through the right APIs (neural query -> ``query``, ingest ->
 
 from __future__ import annotations
 
+import json
 import re
+import sys
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -277,4 +280,32 @@ def test_a_refused_delete_is_reported_by_name_without_hiding_the_results(
     )
     assert leftovers(emulator) == [target.last_index]
     make_client(emulator).ok("DELETE", f"/{target.last_index}")
+    assert leftovers(emulator) == []
+
+
+def test_hybrid_runs_through_the_deployed_pipeline_and_leaves_it_alone(emulator, model_id, dataset):
+    """What users get: the environment's own pipeline, used as is, never changed or deleted."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "lambdas"))
+    from ml_setup import search_pipeline
+    from ml_setup.properties import Props
+
+    spec = search_pipeline.Spec.parse(
+        Props({"Name": "documents-hybrid", "Weights": ["0.3", "0.7"]}, "test")
+    )
+    client = make_client(emulator)
+    client.ok("PUT", "/_search/pipeline/documents-hybrid", spec.body())
+    deployed = json.loads(json.dumps(emulator.pipelines["documents-hybrid"]))
+    try:
+        target = StackTarget(
+            client, model_id=model_id, progress=False, search_pipeline="documents-hybrid"
+        )
+        before = len(emulator.calls())
+        runs = target.run(dataset, depth=DEPTH, systems=("hybrid",))
+        scores = evaluate(dataset.qrels, runs["hybrid"], [10])
+        assert 0.5 < scores["NDCG@10"] <= 1.0
+        pipeline_calls = [c for c in emulator.calls()[before:] if "/_search/pipeline/" in c[2]]
+        assert pipeline_calls == []  # neither created nor deleted
+        assert emulator.pipelines["documents-hybrid"] == deployed
+    finally:
+        emulator.pipelines.pop("documents-hybrid", None)
     assert leftovers(emulator) == []

@@ -496,7 +496,13 @@ ROUTES: list[tuple[str, str, str, str]] = [
     # RestCountAction runs a search: the permission is the search one.
     ("POST", "/{index}/_count", "indices:data/read/search", "_count"),
     ("GET", "/{index}/_count", "indices:data/read/search", "_count"),
-]
+    # Search pipelines: cluster permissions named by OpenSearch core's
+    # PutSearchPipelineAction / GetSearchPipelineAction / DeleteSearchPipelineAction.
+    ("PUT", "/_search/pipeline/{pid}", "cluster:admin/search/pipeline/put", "_pipeline_put"),
+    ("GET", "/_search/pipeline/{pid}", "cluster:admin/search/pipeline/get", "_pipeline_get"),
+    ("DELETE", "/_search/pipeline/{pid}", "cluster:admin/search/pipeline/delete",
+     "_pipeline_delete"),
+]  # fmt: skip
 
 
 # ----------------------------------------------------------------------------- state
@@ -629,6 +635,8 @@ class OpenSearchEmulator:
         self.reindex_docs_per_poll = 50
         self.reindex_failing_docs: set[str] = set()
         self.reindex_task_dies: str | None = None
+        # Search pipelines by id (the body as stored; see _pipeline_put).
+        self.pipelines: dict[str, dict[str, Any]] = {}
         self._task_ids = itertools.count(1000)
         # _bulk fault hooks and counters (see the _bulk section).
         self.bulk_embed_failures: list[int] = []
@@ -2439,6 +2447,105 @@ class OpenSearchEmulator:
             raise ApiError(400, "parsing_exception", "[ids] query needs a values array")
         wanted_set = {str(v) for v in wanted}
         return [(d, s) for d, s in docs if d in wanted_set]
+
+    # -- search pipelines (the hybrid search resource; the evaluation tool)
+    #
+    # neural-search 3.7.0.0 builds a normalization-processor in
+    # processor/factory/NormalizationProcessorFactory.java:52-86 (processor/ paths here
+    # are under src/main/java/org/opensearch/neuralsearch/).
+    # Store, get and delete are OpenSearch core (SearchPipelineService): core
+    # class names only, no tag and line (the core repository is not mirrored).
+
+    def _pipeline_put(self, r: Request, pid: str) -> Outcome:
+        body = r.body if isinstance(r.body, dict) else {}
+        for processor in body.get("phase_results_processors") or []:
+            config = processor.get(NORMALIZATION_PROCESSOR)
+            if config is None:
+                # Not a server rule: the emulator implements no other processor.
+                raise ApiError(
+                    400,
+                    "illegal_argument_exception",
+                    f"the emulator supports only {NORMALIZATION_PROCESSOR}, not {list(processor)}",
+                )
+            _check_normalization_processor(config)
+        self.pipelines[pid] = body
+        return Outcome(200, {"acknowledged": True})
+
+    def _pipeline_get(self, r: Request, pid: str) -> Outcome:
+        # RestGetSearchPipelineAction answers 404 with an empty object for a missing id.
+        if pid not in self.pipelines:
+            return Outcome(404, {})
+        return Outcome(200, {pid: self.pipelines[pid]})
+
+    def _pipeline_delete(self, r: Request, pid: str) -> Outcome:
+        # SearchPipelineService.innerDelete matches the id as a wildcard pattern
+        # (Regex.simpleMatch): "documents-*" deletes every pipeline it matches,
+        # and no match is 404 "pipeline [id] is missing".
+        doomed = [name for name in self.pipelines if fnmatch.fnmatchcase(name, pid)]
+        if not doomed:
+            raise ApiError(404, "resource_not_found_exception", f"pipeline [{pid}] is missing")
+        for name in doomed:
+            del self.pipelines[name]
+        return Outcome(200, {"acknowledged": True})
+
+
+NORMALIZATION_PROCESSOR = "normalization-processor"  # processor/NormalizationProcessor.java:44
+# processor/normalization/ScoreNormalizationFactory.java:38-59: the combinations that each
+# normalization accepts
+# (technique names: the TECHNIQUE_NAME constants of processor/{normalization,combination}/).
+NORMALIZATION_COMBINATIONS = {
+    "min_max": {"arithmetic_mean", "geometric_mean", "harmonic_mean"},
+    "l2": {"arithmetic_mean", "geometric_mean", "harmonic_mean"},
+    "rrf": {"arithmetic_mean", "geometric_mean", "harmonic_mean"},
+    "z_score": {"arithmetic_mean"},
+}
+# processor/combination/ScoreCombinationFactory.java:22-30
+COMBINATIONS = {"arithmetic_mean", "geometric_mean", "harmonic_mean", "rrf"}
+
+
+def _check_normalization_processor(config: dict[str, Any]) -> None:
+    """What NormalizationProcessorFactory.create refuses, with neural-search's own messages."""
+    bad = "illegal_argument_exception"
+    normalization = (config.get("normalization") or {}).get("technique", "min_max")
+    if normalization not in NORMALIZATION_COMBINATIONS:
+        # processor/normalization/ScoreNormalizationFactory.java:72
+        raise ApiError(400, bad, "provided normalization technique is not supported")
+    combination = config.get("combination") or {}
+    technique = combination.get("technique", "arithmetic_mean")
+    if technique not in COMBINATIONS:
+        # processor/combination/ScoreCombinationFactory.java:50
+        raise ApiError(400, bad, "provided combination technique is not supported")
+    params = combination.get("parameters") or {}
+    if "weights" in params:
+        weights = params["weights"]
+        # processor/combination/ScoreCombinationUtil.java:73-78
+        if not isinstance(weights, list) or not all(
+            isinstance(w, (int, float)) and not isinstance(w, bool) for w in weights
+        ):
+            raise ApiError(400, bad, "parameter [weights] must be a collection of numbers")
+        # processor/combination/ScoreCombinationUtil.java:120-139: each in [0, 1], sum 1 within 0.01
+        if any(not 0.0 <= w <= 1.0 for w in weights):
+            raise ApiError(
+                400,
+                bad,
+                f"all weights must be in range [0.0 ... 1.0], submitted weights: {weights}",
+            )
+        if abs(sum(weights) - 1.0) > 0.01:
+            raise ApiError(
+                400,
+                bad,
+                "sum of weights for combination must be equal to 1.0, "
+                f"submitted weights: {weights}",
+            )
+    if technique not in NORMALIZATION_COMBINATIONS[normalization]:
+        # processor/normalization/ScoreNormalizationFactory.java:80-93
+        supported = ", ".join(sorted(NORMALIZATION_COMBINATIONS[normalization]))
+        raise ApiError(
+            400,
+            bad,
+            f"provided combination technique {technique} is not supported for normalization "
+            f"technique {normalization}. Supported techniques are: {supported}",
+        )
 
 
 def _json_patch(document: Any, op: dict[str, Any]) -> Any:

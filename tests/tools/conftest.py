@@ -14,7 +14,9 @@ from botocore.credentials import ReadOnlyCredentials
 # creates it on a real domain, so the smoke test is checked against the role
 # it will really run as (tests may import lambdas/; tools/ never do).
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "lambdas"))
+from ml_setup import search_pipeline
 from ml_setup.access_mapping import CLIENT_CLUSTER_ACTIONS, CLIENT_INDEX_ACTIONS
+from ml_setup.properties import Props
 
 from tests.support.domain_fixtures import (
     ACCOUNT,
@@ -33,6 +35,7 @@ SMOKE_ONLY = Principal(f"arn:aws:iam::{ACCOUNT}:role/not-mapped", "FAKEKEYNOTMAP
 INDEX = "documents"  # the alias clients use (stack output IndexAlias)
 CONCRETE_INDEX = "documents-0a1b2c3d"  # what it points at (stack output IndexName)
 FIELD = "passage_text"
+PIPELINE = "documents-hybrid"  # stack output HybridSearchPipelineName
 DISTRACTORS = {
     "faq-1": "Our support desk is open on weekdays from nine to five.",
     "faq-2": "Invoices are sent by email at the start of each month.",
@@ -100,6 +103,12 @@ def deployed() -> Iterator[Deployed]:
         }), "client role")  # fmt: skip
         _ok(master.request("PUT", f"{security}/rolesmapping/{CLIENT_ROLE}",
                            {"backend_roles": [CLIENT.arn]}), "client mapping")  # fmt: skip
+        # The hybrid search pipeline exactly as Custom::HybridSearchPipeline writes it.
+        spec = search_pipeline.Spec.parse(Props({
+            "Name": PIPELINE, "Normalization": "min_max", "Combination": "arithmetic_mean",
+            "Weights": ["0.3", "0.7"],
+        }, search_pipeline.RESOURCE_TYPE))  # fmt: skip
+        _ok(master.request("PUT", f"/_search/pipeline/{PIPELINE}", spec.body()), "pipeline")
         for doc_id, text in DISTRACTORS.items():
             _ok(master.request("PUT", f"/{INDEX}/_doc/{doc_id}", {FIELD: text}), doc_id)
         yield Deployed(domain, model_id, master)

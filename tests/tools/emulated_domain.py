@@ -2,7 +2,8 @@
 
 ``tests/support/opensearch_emulator.py`` (issue 4) has no document delete and
 no switches for the faults a post-deploy smoke test exists to catch. Rather
-than edit that shared module, this subclass adds exactly those, following the
+than edit that shared module, this subclass (of the evaluation's emulator, for
+``match`` and ``hybrid`` scoring through a search pipeline) adds exactly those, following the
 same rules as the rest of the emulator (security-plugin permission checks,
 responses validated against the OpenSearch API specification):
 
@@ -23,6 +24,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from tests.evaluate.search_emulator import SearchEmulator
 from tests.support.opensearch_emulator import (
     ApiError,
     OpenSearchEmulator,
@@ -32,7 +34,7 @@ from tests.support.opensearch_emulator import (
 )
 
 
-class SmokeTestDomain(OpenSearchEmulator):
+class SmokeTestDomain(SearchEmulator):
     """The shared emulator plus the doc delete and fault switches the smoke test needs."""
 
     def __init__(self, **kwargs: Any) -> None:

@@ -18,6 +18,7 @@ from tests.tools.conftest import (
     FIELD,
     INDEX,
     MASTER,
+    PIPELINE,
     REGION,
     SMOKE_ONLY,
     Deployed,
@@ -249,3 +250,30 @@ def test_answer_of_the_wrong_shape_is_a_failed_check_not_a_crash(deployed, capsy
     code, lines = run(deployed, capsys)
     assert code == 1
     assert lines[-1].startswith("SMOKE FAILED: domain health: unexpected answer (AttributeError")
+
+
+def test_hybrid_search_through_the_deployed_pipeline_passes_as_the_client(
+    deployed: Deployed, capsys
+) -> None:
+    code, lines = run(deployed, capsys, "--search-pipeline", PIPELINE, who=CLIENT)
+    assert code == 0, lines
+    assert statuses(lines)["hybrid search"] == "PASS"
+    (line,) = [line for line in lines if "hybrid search" in line]
+    assert f"top hit through {PIPELINE}" in line
+    assert documents(deployed) == set(DISTRACTORS)
+
+
+def test_a_missing_pipeline_fails_the_hybrid_check_and_the_document_is_still_deleted(
+    deployed: Deployed, capsys
+) -> None:
+    code, lines = run(deployed, capsys, "--search-pipeline", "documents-gone")
+    assert code == 1
+    assert statuses(lines)["hybrid search"] == "FAIL"
+    assert "pipeline documents-gone failed" in lines[-1]
+    assert statuses(lines)["cleanup"] == "PASS"
+    assert documents(deployed) == set(DISTRACTORS)
+
+
+def test_without_a_pipeline_there_is_no_hybrid_check(deployed: Deployed, capsys) -> None:
+    code, lines = run(deployed, capsys)
+    assert code == 0 and "hybrid search" not in statuses(lines)

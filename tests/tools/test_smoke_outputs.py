@@ -40,7 +40,8 @@ def aws(monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
             "SearchClientRoleArn": CLIENT_ARN,
         })  # fmt: skip
         ml = {"ModelId": "model-123", "IndexName": "documents-0a1b2c3d", "IndexAlias": "documents",
-              "SemanticField": "body", "EmbeddingDimension": "384"}  # fmt: skip
+              "SemanticField": "body", "EmbeddingDimension": "384",
+              "HybridSearchPipelineName": "documents-hybrid"}  # fmt: skip
         _deploy("e5search-dev-ml-setup", ml)
         yield
 
@@ -51,7 +52,7 @@ def test_outputs_of_both_stacks_make_the_target(aws) -> None:
     assert target == smoke.Target(
         endpoint="search-e5search-dev-search-abc.eu-west-1.es.amazonaws.com",
         model_id="model-123", index="documents", region=REGION, field="body", dimension=384,
-        master_role_arn=MASTER_ARN, client_role_arn=CLIENT_ARN,
+        master_role_arn=MASTER_ARN, client_role_arn=CLIENT_ARN, search_pipeline="documents-hybrid",
     )  # fmt: skip
 
 

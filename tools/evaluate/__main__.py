@@ -84,6 +84,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     stack.add_argument("--bulk-docs", type=int, default=100, help="documents per _bulk request")
     stack.add_argument("--max-retries", type=int, default=8, help="retries per 429/5xx")
     stack.add_argument("--keep-index", action="store_true", help="do not delete the index")
+    stack.add_argument(
+        "--search-pipeline",
+        default=None,
+        help="the deployed hybrid search pipeline (stack output HybridSearchPipelineName); "
+        "default: a temporary one with the same min-max, 0.3/0.7 settings",
+    )
 
     sub.add_parser("stats", parents=[common], help="dataset length statistics only")
     args = parser.parse_args(argv)
@@ -174,6 +180,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 bulk_docs=args.bulk_docs,
                 max_retries=args.max_retries,
                 keep_index=args.keep_index,
+                search_pipeline=args.search_pipeline,
             )
             meta.update(endpoint=args.endpoint, model_id=args.model_id, symmetric="passage")
             for ds in datasets:

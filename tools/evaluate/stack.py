@@ -1,9 +1,13 @@
 """The ``stack`` target: measure a deployed environment through its OpenSearch API, over SigV4.
 
-Everything happens in a temporary index (and, for hybrid, a temporary search
-pipeline) whose names start with ``eval-`` and carry a random suffix, so a run
-never touches the application's own index and two runs never collide. Both are
-deleted in a ``finally``, whatever happened, unless ``--keep-index`` is given.
+Everything happens in a temporary index whose name starts with ``eval-`` and
+carries a random suffix, so a run never touches the application's own index and
+two runs never collide. Hybrid runs through the environment's deployed search
+pipeline when ``--search-pipeline`` names it (stack output
+``HybridSearchPipelineName``: what users get), else through a temporary
+``eval-`` pipeline with the same defaults. What the run created is deleted in a
+``finally``, whatever happened, unless ``--keep-index`` is given; a deployed
+pipeline is only used, never changed or deleted.
 
 Systems and how each is asked:
 
@@ -118,6 +122,7 @@ class StackTarget:
         keep_index: bool = False,
         item_backoff: float = 1.0,
         progress: bool = True,
+        search_pipeline: str | None = None,
     ) -> None:
         if bulk_docs < 1:
             raise ValueError("--bulk-docs must be a positive integer")
@@ -128,6 +133,7 @@ class StackTarget:
         self.keep_index = keep_index
         self.item_backoff = item_backoff
         self.progress = progress
+        self.search_pipeline = search_pipeline
         self.last_index: str | None = None
         self.last_throughput: float | None = None
 
@@ -144,11 +150,12 @@ class StackTarget:
             )
         suffix = uuid.uuid4().hex[:8]
         index = f"eval-{_slug(dataset.name)}-{suffix}"
-        pipeline = f"{index}-hybrid"
+        pipeline = self.search_pipeline or f"{index}-hybrid"
         self.last_index = index
         # Deleted whatever happens, even after a failed create (a timed-out PUT
-        # may still have created it); a 404 on delete is fine.
-        made_pipeline = "hybrid" in systems
+        # may still have created it); a 404 on delete is fine. A deployed
+        # pipeline is the environment's: never ours to delete.
+        made_pipeline = "hybrid" in systems and self.search_pipeline is None
         try:
             vector_field = self.create_index(index)
             self.ingest(index, dataset)
