@@ -110,9 +110,7 @@ NON_ASCII_DIGITS = "٣۷३３"
 FLOATS = st.floats(allow_nan=False, allow_infinity=False, width=32).filter(
     lambda f: not f.is_integer()
 )
-JSON_SCALARS = st.one_of(
-    st.booleans(), st.integers(-(10**6), 10**6), FLOATS, st.text(max_size=8)
-)
+JSON_SCALARS = st.one_of(st.booleans(), st.integers(-(10**6), 10**6), FLOATS, st.text(max_size=8))
 NULLABLE = st.one_of(st.none(), JSON_SCALARS)  # inside lists and objects, null survives
 JSON_CONTAINERS = st.one_of(
     st.lists(NULLABLE, max_size=3), st.dictionaries(st.text(max_size=4), NULLABLE, max_size=2)

@@ -49,6 +49,7 @@ def base_properties(endpoint: str) -> dict[str, dict[str, Any]]:
             "ClientRoleArn": CLIENT.arn,
             "ClientRoleName": "e5search-dev-search-client",
             "IndexPatterns": ["documents-*", "documents"],
+            "ManageSearchPipelines": True,
         },
         "Custom::MlConnector": {
             **common,

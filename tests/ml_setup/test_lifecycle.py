@@ -129,7 +129,14 @@ def test_create_maps_only_the_setup_role_and_only_through_the_master(
     assert emulator.role_mappings["ml_full_access"]["backend_roles"] == [OTHER_ML_USER, SETUP.arn]
     role = emulator.roles["e5search-dev-ml-setup"]
     # Index management, plus the re-embedding copy's _reindex (test_migration.py).
-    assert role["cluster_permissions"] == ["indices:data/write/reindex", "indices:data/write/bulk"]
+    # ... and the hybrid search pipeline (test_search_pipeline.py).
+    assert role["cluster_permissions"] == [
+        "indices:data/write/reindex",
+        "indices:data/write/bulk",
+        "cluster:admin/search/pipeline/put",
+        "cluster:admin/search/pipeline/get",
+        "cluster:admin/search/pipeline/delete",
+    ]
     assert role["index_permissions"] == [
         {
             "index_patterns": ["documents-*", "documents"],

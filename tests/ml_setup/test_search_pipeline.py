@@ -56,7 +56,6 @@ def pipeline_props(stack: Stack, **overrides: Any) -> dict[str, Any]:
 
 
 def created(stack: Stack) -> str:
-    stack.props["Custom::MlAccessMapping"]["ManageSearchPipelines"] = True
     results = stack.create()
     assert all(r.status == "SUCCESS" for r in results.values()), results
     result = stack.provider.send("Create", PIPELINE, pipeline_props(stack))
@@ -278,6 +277,7 @@ def test_an_access_mapping_without_the_property_grants_no_pipeline_management(
     stack: Stack, emulator: SearchEmulator
 ) -> None:
     """Least privilege, and why a stack upgrade updates the mapping before the pipeline."""
+    del stack.props["Custom::MlAccessMapping"]["ManageSearchPipelines"]
     results = stack.create()
     assert all(r.status == "SUCCESS" for r in results.values())
     role = emulator.roles["e5search-dev-ml-setup"]

@@ -221,3 +221,14 @@ def test_the_asset_hash_depends_on_the_source_only(envs: dict[str, Synthesized])
     """Same hash in every synth (dev and prod share code) whatever pip's output looks like."""
     dev, prod = (_asset_dir(envs[name]).name for name in ("dev", "prod"))
     assert dev == prod and dev.startswith("asset.")
+
+
+def test_the_hybrid_pipeline_resource_has_exactly_the_tested_properties(
+    envs: dict[str, Synthesized],
+) -> None:
+    """What tests/ml_setup/test_search_pipeline.py's pipeline_props sends, no more, no less."""
+    _, resource = custom(ml_template(envs["dev"]), "Custom::HybridSearchPipeline")
+    assert set(resource["Properties"]) - {"ServiceToken", "ServiceTimeout"} == {
+        "DomainEndpoint", "Region", "Name", "Description", "Normalization", "Combination",
+        "Weights",
+    }  # fmt: skip

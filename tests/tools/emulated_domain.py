@@ -37,6 +37,9 @@ from tests.support.opensearch_emulator import (
 class SmokeTestDomain(SearchEmulator):
     """The shared emulator plus the doc delete and fault switches the smoke test needs."""
 
+    # The shared emulator's _bulk, not the evaluation emulator's override.
+    _bulk = OpenSearchEmulator._bulk
+
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.health_status = "green"
@@ -50,7 +53,9 @@ class SmokeTestDomain(SearchEmulator):
             "indices:data/write/delete",
             self._doc_delete,
         )
-        return [delete, *super().routes()]
+        # The loader's _bulk (the shared emulator's sourced semantic-ingest rules and
+        # fault hooks), ahead of the evaluation emulator's simpler one.
+        return [delete, *OpenSearchEmulator._bulk_routes(self), *super().routes()]
 
     def _health(self, r: Request) -> Outcome:
         outcome = super()._health(r)
