@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from stacks.instance_types import (
-    INSTANCE_STORE_SEARCH_FAMILIES,
     has_instance_store,
     is_gpu_endpoint_instance,
     is_known_endpoint_instance,

@@ -110,9 +110,7 @@ NON_ASCII_DIGITS = "٣۷३３"
 FLOATS = st.floats(allow_nan=False, allow_infinity=False, width=32).filter(
     lambda f: not f.is_integer()
 )
-JSON_SCALARS = st.one_of(
-    st.booleans(), st.integers(-(10**6), 10**6), FLOATS, st.text(max_size=8)
-)
+JSON_SCALARS = st.one_of(st.booleans(), st.integers(-(10**6), 10**6), FLOATS, st.text(max_size=8))
 NULLABLE = st.one_of(st.none(), JSON_SCALARS)  # inside lists and objects, null survives
 JSON_CONTAINERS = st.one_of(
     st.lists(NULLABLE, max_size=3), st.dictionaries(st.text(max_size=4), NULLABLE, max_size=2)
@@ -358,8 +356,9 @@ def test_environment_name_with_a_trailing_newline_is_refused() -> None:
     ("key", "value"),
     [
         ("region", "us-east-1\n"),
-        ("account", "１２３４５６７８９０１２"),
-        ("availability_zones", 2.5),
+        ("account", "".join(chr(0xFF10 + int(d)) for d in "123456789012"))(  # fullwidth,
+            "availability_zones", 2.5
+        ),
         ("dedicated_master_count", True),
     ],
 )
@@ -415,7 +414,7 @@ def well_formed_block(draw: st.DrawFn) -> dict[str, Any]:
     backend = draw(st.sampled_from(["exact", "bf16"]))
     block["endpoint_inference_backend"] = backend
     block["endpoint_instance_type"] = draw(
-        st.sampled_from(AMX if backend == "bf16" else AMX + ["ml.m5.large", "ml.g5.xlarge"])
+        st.sampled_from(AMX if backend == "bf16" else [*AMX, "ml.m5.large", "ml.g5.xlarge"])
     )
     low = draw(st.integers(1, 4))
     high = draw(st.integers(low, 8))
