@@ -356,9 +356,8 @@ def test_environment_name_with_a_trailing_newline_is_refused() -> None:
     ("key", "value"),
     [
         ("region", "us-east-1\n"),
-        ("account", "".join(chr(0xFF10 + int(d)) for d in "123456789012"))(  # fullwidth,
-            "availability_zones", 2.5
-        ),
+        ("account", "".join(chr(0xFF10 + int(d)) for d in "123456789012")),  # fullwidth
+        ("availability_zones", 2.5),
         ("dedicated_master_count", True),
     ],
 )
