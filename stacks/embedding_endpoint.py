@@ -23,7 +23,7 @@ from constructs import Construct
 from stacks.config import EnvironmentConfig
 from stacks.inference_image import REGISTRY_ACCOUNTS, REPOSITORY, image_uri_for_stack
 from stacks.instance_types import has_local_instance_storage
-from stacks.log_retention import retention_days
+from stacks.log_retention import encrypted_log_group, retention_days
 from stacks.model_artifact import build_model_archive
 from stacks.nag import acknowledge
 
@@ -49,7 +49,7 @@ class EmbeddingEndpointStack(cdk.Stack):
 
         # SageMaker writes container logs here; creating the group ourselves
         # gives it a retention period and ties its lifetime to the stack.
-        log_group = logs.LogGroup(
+        log_group = encrypted_log_group(
             self,
             "EndpointLogs",
             log_group_name=f"/aws/sagemaker/Endpoints/{self.endpoint_name}",

@@ -20,7 +20,6 @@ from pathlib import Path
 import aws_cdk as cdk
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
-from aws_cdk import aws_logs as logs
 from aws_cdk import aws_stepfunctions as sfn
 from aws_cdk import custom_resources as cr
 from constructs import Construct
@@ -28,7 +27,7 @@ from constructs import Construct
 from stacks.config import EnvironmentConfig
 from stacks.embedding_endpoint import EmbeddingEndpointStack
 from stacks.lambda_bundling import python_asset
-from stacks.log_retention import retention_days
+from stacks.log_retention import encrypted_log_group, retention_days
 from stacks.nag import acknowledge
 from stacks.reembed_rate import copy_docs_per_second
 from stacks.search_domain import SearchDomainStack
@@ -108,7 +107,7 @@ class MlSetupStack(cdk.Stack):
         # Logs follow the environment's removal policy, like every stateful resource.
         removal = cdk.RemovalPolicy.RETAIN if config.retain else cdk.RemovalPolicy.DESTROY
         code = python_asset(LAMBDA_SOURCE, ["ml_setup"], RUNTIME)
-        log_group = logs.LogGroup(
+        log_group = encrypted_log_group(
             self,
             "Logs",
             retention=retention_days(config.log_retention_days),
@@ -156,7 +155,7 @@ class MlSetupStack(cdk.Stack):
         is_complete = handler("IsComplete", "is_complete", cdk.Duration.minutes(2))
         # The monitoring stack alarms on their errors.
         self.handlers = (on_event, is_complete)
-        framework_logs = logs.LogGroup(
+        framework_logs = encrypted_log_group(
             self,
             "ProviderLogs",
             retention=retention_days(config.log_retention_days),
@@ -172,7 +171,7 @@ class MlSetupStack(cdk.Stack):
             log_group=framework_logs,
             disable_waiter_state_machine_logging=False,
             waiter_state_machine_log_options=cr.LogOptions(
-                destination=logs.LogGroup(
+                destination=encrypted_log_group(
                     self,
                     "WaiterLogs",
                     retention=retention_days(config.log_retention_days),

@@ -363,8 +363,10 @@ class PipelineStack(cdk.Stack):
             )
         file_role = assets.node.find_child("FileRole")
         for resource, reason in (
-            ("*", "CDK Pipelines' asset role may call sts:GetCallerIdentity-style actions that "
-                  "have no resource, and assume the bootstrap file-publishing roles it targets."),
+            ("*", "CDK Pipelines (aws-cdk-lib 2.275.0) grants its shared asset role "
+                  "codebuild:StartBuild, StopBuild and BatchGetBuilds on every project; only "
+                  "CodeBuild may assume the role, and its other grants are this pipeline's "
+                  "logs, reports, artifacts and the bootstrap file-publishing roles."),
             (f"arn:<AWS::Partition>:logs:{region}:{account}:log-group:/aws/codebuild/*",
              "One role is shared by all asset-publishing projects, generated per asset; it may "
              "write CodeBuild logs in the pipeline account only."),

@@ -23,7 +23,7 @@ from aws_cdk import aws_opensearchservice as opensearch
 from constructs import Construct
 
 from stacks.config import EnvironmentConfig
-from stacks.log_retention import retention_days
+from stacks.log_retention import encrypted_log_group, retention_days
 from stacks.nag import acknowledge, arn_env
 
 _ENGINE_VERSIONS = {
@@ -162,7 +162,7 @@ class SearchDomainStack(cdk.Stack):
         )
 
         log_groups = {
-            kind: logs.LogGroup(
+            kind: encrypted_log_group(
                 self,
                 f"{kind}Logs",
                 retention=retention_days(config.log_retention_days),

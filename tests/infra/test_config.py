@@ -7,12 +7,13 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from stacks.config import ConfigError, EnvironmentConfig, load_config
-from tests.infra.conftest import ROOT, cdk_context
+from tests.infra.conftest import ROOT, cdk_context, synth
 
 
 def ctx_with(env: str = "dev", **overrides: Any) -> dict[str, Any]:
@@ -216,3 +217,34 @@ def test_the_backend_choices_are_the_handler_s() -> None:
     from stacks.config import ENDPOINT_INFERENCE_BACKENDS
 
     assert set(ENDPOINT_INFERENCE_BACKENDS) <= set(fast_path.BACKENDS)
+
+
+def test_io1_needs_provisioned_iops_within_50_per_gib() -> None:
+    msg = error_of(ctx_with(ebs_volume_type="io1"))
+    assert msg.startswith("cdk.json environments.dev.ebs_iops: missing") and "io1" in msg
+    msg = error_of(ctx_with(ebs_volume_type="io1", ebs_volume_size_gib=20, ebs_iops=1001))
+    assert "environments.dev.ebs_iops: 1001 exceeds 50 IOPS per GiB" in msg and "1000" in msg
+    assert "only applies to ebs_volume_type io1" in error_of(ctx_with(ebs_iops=3000))
+    cfg = load_config(ctx_with(ebs_volume_type="io1", ebs_volume_size_gib=20, ebs_iops=1000), "dev")
+    assert (cfg.ebs_volume_type, cfg.ebs_iops) == ("io1", 1000)
+
+
+@pytest.mark.parametrize("family", ["i3", "r6gd", "i4g", "i4i", "i8g", "im4gn", "r7gd", "r8gd"])
+def test_instance_store_data_nodes_refuse_ebs_keys_with_the_reason(family: str) -> None:
+    msg = error_of(ctx_with(data_node_instance_type=f"{family}.large.search"))  # dev sets size
+    assert msg.startswith("cdk.json environments.dev.ebs_volume_size_gib: ")
+    assert "local instance storage and cannot attach EBS" in msg
+
+
+def test_instance_store_data_nodes_synthesize_without_ebs(tmp_path: Path) -> None:
+    ctx = ctx_with(data_node_instance_type="i4g.large.search")
+    del ctx["environments"]["dev"]["ebs_volume_size_gib"]
+    synthesized = synth(tmp_path, ["dev"], ctx, nag=False)
+    (domain,) = synthesized.resources("AWS::OpenSearchService::Domain").values()
+    assert domain["Properties"]["EBSOptions"] == {"EBSEnabled": False}
+    ctx = ctx_with(ebs_volume_type="io1", ebs_volume_size_gib=40, ebs_iops=2000)
+    synthesized = synth(tmp_path / "io1", ["dev"], ctx, nag=False)
+    (domain,) = synthesized.resources("AWS::OpenSearchService::Domain").values()
+    assert domain["Properties"]["EBSOptions"] == {
+        "EBSEnabled": True, "Iops": 2000, "VolumeSize": 40, "VolumeType": "io1"
+    }  # fmt: skip

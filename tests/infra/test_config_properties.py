@@ -356,7 +356,7 @@ def test_environment_name_with_a_trailing_newline_is_refused() -> None:
     ("key", "value"),
     [
         ("region", "us-east-1\n"),
-        ("account", "１２３４５６７８９０１２"),
+        ("account", "".join(chr(0xFF10 + int(d)) for d in "123456789012")),  # fullwidth
         ("availability_zones", 2.5),
         ("dedicated_master_count", True),
     ],
@@ -413,7 +413,7 @@ def well_formed_block(draw: st.DrawFn) -> dict[str, Any]:
     backend = draw(st.sampled_from(["exact", "bf16"]))
     block["endpoint_inference_backend"] = backend
     block["endpoint_instance_type"] = draw(
-        st.sampled_from(AMX if backend == "bf16" else AMX + ["ml.m5.large", "ml.g5.xlarge"])
+        st.sampled_from(AMX if backend == "bf16" else [*AMX, "ml.m5.large", "ml.g5.xlarge"])
     )
     low = draw(st.integers(1, 4))
     high = draw(st.integers(low, 8))

@@ -72,3 +72,25 @@ def test_cfn_lint_finds_no_errors_in_the_pipeline_templates(
             if m.rule.id.startswith(("E", "W")):
                 problems.append(f"{name}: {m.rule.id} {m.message} at {'/'.join(map(str, m.path))}")
     assert problems == []
+
+
+def test_the_asset_roles_only_unscoped_grant_is_the_acknowledged_codebuild_one(
+    pipeline: SynthesizedPipeline,
+) -> None:
+    """The acknowledgement of AwsSolutions-IAM5[Resource::*] on the asset role says what the
+    wildcard is: CodeBuild build control, in a role only CodeBuild may assume. If CDK adds
+    another action on '*', this fails and the reason must be revisited."""
+    roles = {k: r for k, r in pipeline.resources("AWS::IAM::Role").items() if "FileRole" in k}
+    ((role_id, role),) = roles.items()
+    trust = role["Properties"]["AssumeRolePolicyDocument"]["Statement"]
+    assert [s["Principal"] for s in trust] == [{"Service": "codebuild.amazonaws.com"}]
+    unscoped = [
+        statement
+        for policy in pipeline.resources("AWS::IAM::Policy").values()
+        if {"Ref": role_id} in policy["Properties"]["Roles"]
+        for statement in policy["Properties"]["PolicyDocument"]["Statement"]
+        if statement["Resource"] == "*"
+    ]
+    actions = sorted(a for s in unscoped for a in ([s["Action"]] if isinstance(s["Action"], str)
+                                                   else s["Action"]))  # fmt: skip
+    assert actions == ["codebuild:BatchGetBuilds", "codebuild:StartBuild", "codebuild:StopBuild"]

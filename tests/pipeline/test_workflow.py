@@ -70,8 +70,11 @@ def test_only_the_deploy_job_after_the_tests_may_mint_the_oidc_token() -> None:
     assert not any("make test" in s.get("run", "") for s in deploy_steps)
     creds = next(i for i, s in enumerate(deploy_steps)
                  if "configure-aws-credentials" in s.get("uses", ""))  # fmt: skip
-    installs = [i for i, s in enumerate(deploy_steps)
-                if "pip install" in s.get("run", "") or "make setup" in s.get("run", "")]  # fmt: skip
+    installs = [
+        i
+        for i, s in enumerate(deploy_steps)
+        if re.search(r"pip install|make setup", s.get("run", ""))
+    ]
     assert installs and max(installs) < creds
 
 
