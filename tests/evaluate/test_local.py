@@ -174,7 +174,7 @@ def test_cli_stats_only(fixture_dir, tmp_path, capsys):
 
 @pytest.fixture
 def model_server(embedding_model):
-    """Our handler behind HTTP the way the toolkit calls it (input_fn, predict_fn, output_fn).
+    """Our handler behind HTTP the way the toolkit calls it (transform_fn).
 
     A lightweight stand-in for ``python -m tools.serve`` (which starts Java):
     the functions are the handler's own, and their errors become HTTP 400 with
@@ -191,9 +191,11 @@ def model_server(embedding_model):
             requests_seen.append(json.loads(body))
             try:
                 assert self.path == "/invocations", self.path
-                data = inference.input_fn(body, self.headers.get("Content-Type"))
-                out = inference.output_fn(
-                    inference.predict_fn(data, embedding_model), self.headers.get("Accept")
+                out = inference.transform_fn(
+                    embedding_model,
+                    body,
+                    self.headers.get("Content-Type"),
+                    self.headers.get("Accept"),
                 ).encode()
                 status = 200
             except (ValueError, AssertionError) as exc:
