@@ -82,10 +82,11 @@ DEFAULT_MAX_TEXTS = 256
 DEFAULT_MAX_TEXT_CHARS = 100_000
 # Per-request budgets, so the worst accepted request has a known duration.
 # Tokens after truncation, special tokens and prefix included: the encoder's
-# work. 9216 = 18 full 512-token windows, what stacks/embedding_endpoint.py
-# derives for an SMT x86 vCPU from the measured 1-thread throughput of the real
-# E5 (docs/model-server.md, "Request budget"); the stack always sets it.
-DEFAULT_MAX_REQUEST_TOKENS = 9216
+# work. The endpoint stack always sets it per instance type from the measured
+# throughput (stacks/embedding_endpoint.py, docs/model-server.md "Request
+# budget"); unset, 10 full 512-token windows, neural-search's ingest batch and
+# the stack's floor for the slowest family.
+DEFAULT_MAX_REQUEST_TOKENS = 5120
 # Characters before tokenising: the tokenizer reads a whole text before
 # truncating it, at roughly 0.7 M characters/s on one loaded thread here.
 DEFAULT_MAX_REQUEST_CHARS = 1_000_000

@@ -389,7 +389,7 @@ def test_config_defaults_are_e5s() -> None:
     cfg = HandlerConfig.from_env({})
     assert (cfg.query_prefix, cfg.passage_prefix) == ("query: ", "passage: ")
     assert cfg.backend == "exact"
-    assert (cfg.max_request_tokens, cfg.max_request_chars) == (9216, 1_000_000)
+    assert (cfg.max_request_tokens, cfg.max_request_chars) == (5120, 1_000_000)
     assert cfg.max_tokens is None
     assert cfg.max_texts >= 10  # neural-search's default ingest batch must fit
 
