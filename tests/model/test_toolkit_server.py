@@ -22,9 +22,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from tests.model.helpers import LONG_TEXTS, SHORT_TEXTS, long_text, row_cosines, st_encode
 from stacks.config import load_config
 from stacks.embedding_endpoint import container_environment
+from tests.model.helpers import LONG_TEXTS, SHORT_TEXTS, long_text, row_cosines, st_encode
 from tools.toolkit_server import ToolkitServer, start_toolkit_server
 
 pytestmark = pytest.mark.integration
