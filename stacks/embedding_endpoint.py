@@ -231,7 +231,7 @@ FAMILY_SPEED = {
 GPU_SPEED = 1.0
 # The worst accepted request should take this long on the instance, well
 # inside SageMaker's 60 s invocation limit (and leaving room for tokenising).
-WORST_REQUEST_SECONDS = 25
+WORST_REQUEST_SECONDS = 20
 WINDOW_TOKENS = 512
 # Characters before tokenising, every family: ~1.4 s of tokenising on one
 # loaded thread here (0.73 M characters/s), a few seconds on the slowest family.
