@@ -260,3 +260,17 @@ def test_a_directory_without_a_model_is_refused(tmp_path):
 
     with pytest.raises(FileNotFoundError, match=r"no config\.json"):
         load_embedding_model(tmp_path)
+
+
+def test_local_model_defaults_to_one_thread_like_each_endpoint_worker(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """One torch thread per process unless EMBEDDING_THREADS or ``threads`` says otherwise."""
+    from model import inference
+    from tools.evaluate.local import BUNDLED_MODEL, load_embedding_model
+
+    monkeypatch.delenv("EMBEDDING_THREADS", raising=False)
+    monkeypatch.setattr(inference, "available_cores", lambda: 8)
+    assert load_embedding_model(BUNDLED_MODEL).config.threads == 1
+    monkeypatch.setenv("EMBEDDING_THREADS", "3")
+    assert load_embedding_model(BUNDLED_MODEL).config.threads == 3
