@@ -3,7 +3,7 @@
     .venv/bin/python -m benchmarks.fast_path_quality --model-dir DIR \\
         --dataset ../shared/data/scifact --backends exact,bf16,onnx-int8 [--subsample 1500]
 
-Every backend embeds the identical passages and queries through ``predict_fn``
+Every backend embeds the identical passages and queries through the handler
 (so prefixes, truncation, batching and pooling are the endpoint's), ranking is
 exact cosine, metrics are ``tools/evaluate/metrics.py`` (checked against
 pytrec_eval). Embeddings are cached per (model, dataset, subsample, backend)

@@ -8,8 +8,8 @@ whatever else the (shared, 2-core) machine is doing weighs on both alike. The
 baseline is the algorithm of the public reference handler for this model: the
 whole request tokenised and padded together, the plain mean over
 ``last_hidden_state`` (padding included), no ordering. Ours is
-``model/inference.py`` as the endpoint runs it (``input_fn`` -> ``predict_fn``
--> ``output_fn``); the baseline gets the same JSON decode/encode around it.
+``model/inference.py`` as the endpoint runs it (``transform_fn``); the
+baseline gets the same JSON decode/encode around it.
 
 Workloads: (a) single short queries, (b) requests of 10 passages shaped like
 BEIR corpora (about 200 words on average, log-normal spread, from 8 to 1200
@@ -18,8 +18,9 @@ Zipf word distribution, so nothing is downloaded. Both sides use the same token
 window (``--max-tokens``, default 512 like multilingual-e5-small).
 
 It also prints each side's batch-invariance cosine (a short query alone vs. the
-same query beside nine long passages) and, for the optional int8 switch, its
-speed and its cosine against our fp32 vectors on the benchmark passages.
+same query beside nine long passages) and, for the fast path
+(``--fast-backend``), its cosine against our exact vectors on the benchmark
+passages.
 
 This is a script that prints numbers, not a test: timings on shared machines
 vary, the ratios between columns of one run are what to read.
@@ -86,8 +87,7 @@ def our_handler(model: EmbeddingModel) -> Handler:
     """Request bytes to response JSON through model/inference.py's toolkit functions."""
 
     def handle(body: bytes) -> str:
-        request = inference.input_fn(body, "application/json")
-        return inference.output_fn(inference.predict_fn(request, model), "application/json")
+        return inference.transform_fn(model, body, "application/json", "application/json")
 
     return handle
 

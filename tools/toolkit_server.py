@@ -167,7 +167,7 @@ def start_toolkit_server(
     hub_layout: bool = False,
     hub_model_id: str = "intfloat/multilingual-e5-small",
     env: Mapping[str, str] | None = None,
-    workers: int = 1,
+    workers: int | None = 1,
     ready_timeout: float = 180.0,
 ) -> ToolkitServer:
     """Lay out a model directory under ``work_dir`` and start the toolkit on it.
@@ -176,7 +176,12 @@ def start_toolkit_server(
     model.tar.gz that carries its weights. ``hub_layout=True``: the model
     directory holds only ``code/`` and ``HF_MODEL_ID`` is set, like the deployed
     endpoint; ``weights`` then stands in for the Hub download (see
-    ``tools/toolkit_entry.py``). ``env`` adds variables such as ``EMBEDDING_*``.
+    ``tools/toolkit_entry.py``; the faked Hub calls are logged to
+    ``work_dir/hub-calls.jsonl``). ``env`` adds variables such as
+    ``EMBEDDING_*`` (it may also set ``HF_MODEL_ID``, e.g. the endpoint's own
+    container environment). ``workers=None`` leaves
+    ``SAGEMAKER_MODEL_SERVER_WORKERS`` unset, as the endpoint does: MMS then
+    starts one worker per vCPU.
     """
     work_dir.mkdir(parents=True, exist_ok=True)
     base_dir = work_dir / "opt_ml"
@@ -194,7 +199,6 @@ def start_toolkit_server(
             # Where the toolkit looks for /opt/ml/model and its code/.
             "SAGEMAKER_BASE_DIR": str(base_dir),
             "SAGEMAKER_BIND_TO_PORT": str(port),
-            "SAGEMAKER_MODEL_SERVER_WORKERS": str(workers),
             "SAGEMAKER_STARTUP_TIMEOUT": str(int(ready_timeout)),
             # The toolkit writes 0.0.0.0 into the MMS config; MMS reads MMS_*
             # variables over its file (enable_envvars_config=true), so the
@@ -214,12 +218,17 @@ def start_toolkit_server(
             "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
         }
     )
+    child_env.pop("SAGEMAKER_MODEL_SERVER_WORKERS", None)
+    if workers is not None:
+        child_env["SAGEMAKER_MODEL_SERVER_WORKERS"] = str(workers)
     child_env.pop("PYTHONPATH", None)
     child_env.pop("TOOLKIT_LOCAL_HUB_SNAPSHOT", None)
-    child_env.pop("HF_MODEL_ID", None)
+    for name in ("HF_MODEL_ID", "HF_MODEL_REVISION", "TOOLKIT_HUB_CALLS"):
+        child_env.pop(name, None)
     if hub_layout:
         child_env["HF_MODEL_ID"] = hub_model_id
         child_env["TOOLKIT_LOCAL_HUB_SNAPSHOT"] = str(weights.resolve())
+        child_env["TOOLKIT_HUB_CALLS"] = str(work_dir / "hub-calls.jsonl")
     if env:
         child_env.update(env)
 

@@ -74,3 +74,18 @@ def test_fast_path_quality_compares_backends_on_identical_inputs(
     assert exact[0][3].strip() == "+0.00" and abs(float(onnx[0][3])) <= 0.5
     assert exact[0] == exact[1] and onnx[0] == onnx[1]
     assert len(list(tmp_path.glob("*.npz"))) == 2
+
+
+def test_request_budget_builds_the_worst_request_the_limits_accept() -> None:
+    """Full windows up to the token budget; characters up to both character limits."""
+    from benchmarks import request_budget
+    from model.inference import HandlerConfig
+
+    cfg = HandlerConfig(max_request_tokens=6144, max_request_chars=1_000_000)
+    source = request_budget.prose(None, 1_100_000)
+    texts = request_budget.worst_request(cfg, 512, source)
+    assert len(texts) == 12
+    assert {len(t) for t in texts} == {1_000_000 // 12}
+    assert sum(map(len, texts)) <= cfg.max_request_chars
+    small = HandlerConfig(max_request_tokens=6144, max_text_chars=5000)
+    assert {len(t) for t in request_budget.worst_request(small, 512, source)} == {5000}

@@ -174,7 +174,7 @@ def test_cli_stats_only(fixture_dir, tmp_path, capsys):
 
 @pytest.fixture
 def model_server(embedding_model):
-    """Our handler behind HTTP the way the toolkit calls it (input_fn, predict_fn, output_fn).
+    """Our handler behind HTTP the way the toolkit calls it (transform_fn).
 
     A lightweight stand-in for ``python -m tools.serve`` (which starts Java):
     the functions are the handler's own, and their errors become HTTP 400 with
@@ -191,9 +191,11 @@ def model_server(embedding_model):
             requests_seen.append(json.loads(body))
             try:
                 assert self.path == "/invocations", self.path
-                data = inference.input_fn(body, self.headers.get("Content-Type"))
-                out = inference.output_fn(
-                    inference.predict_fn(data, embedding_model), self.headers.get("Accept")
+                out = inference.transform_fn(
+                    embedding_model,
+                    body,
+                    self.headers.get("Content-Type"),
+                    self.headers.get("Accept"),
                 ).encode()
                 status = 200
             except (ValueError, AssertionError) as exc:
@@ -258,3 +260,17 @@ def test_a_directory_without_a_model_is_refused(tmp_path):
 
     with pytest.raises(FileNotFoundError, match=r"no config\.json"):
         load_embedding_model(tmp_path)
+
+
+def test_local_model_defaults_to_one_thread_like_each_endpoint_worker(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """One torch thread per process unless EMBEDDING_THREADS or ``threads`` says otherwise."""
+    from model import inference
+    from tools.evaluate.local import BUNDLED_MODEL, load_embedding_model
+
+    monkeypatch.delenv("EMBEDDING_THREADS", raising=False)
+    monkeypatch.setattr(inference, "available_cores", lambda: 8)
+    assert load_embedding_model(BUNDLED_MODEL).config.threads == 1
+    monkeypatch.setenv("EMBEDDING_THREADS", "3")
+    assert load_embedding_model(BUNDLED_MODEL).config.threads == 3

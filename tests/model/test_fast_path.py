@@ -1,8 +1,8 @@
 """model/fast_path.py: every backend agrees with the exact path, stays batch invariant,
 and a backend that cannot run here fails at load with one line naming the variable.
 
-The bundled MiniLM stands in for E5 here (seconds, not minutes); the quality figures
-on real E5 and SciFact are in docs/model-server.md. bf16 is checked for correctness
+They run on the real E5 (tools/real_e5.py, the ``loaded`` fixture); the ranking
+figures on SciFact are in docs/model-server.md. bf16 is checked for correctness
 whether or not this CPU has AMX (without AMX it is slower, not wrong).
 """
 

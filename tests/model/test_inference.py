@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import dataclasses
 import inspect
 import json
 import re
@@ -16,21 +17,20 @@ from model.inference import (
     EmbeddingRequest,
     HandlerConfig,
     RequestError,
-    input_fn,
-    output_fn,
+    decode_request,
+    embed_request,
     parse_request,
     plan_batches,
-    predict_fn,
+    transform_fn,
 )
 from tests.model.helpers import LONG_TEXTS, SHORT_TEXTS, long_text, row_cosines, st_encode
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def embed_request(loaded: inference.EmbeddingModel, body: object) -> list[list[float]]:
-    """Run one request through input_fn -> predict_fn -> output_fn like the toolkit does."""
-    request = input_fn(json.dumps(body), "application/json")
-    return json.loads(output_fn(predict_fn(request, loaded), "application/json"))
+def invoke(loaded: inference.EmbeddingModel, body: object) -> list[list[float]]:
+    """Run one request through transform_fn like the toolkit does."""
+    return json.loads(transform_fn(loaded, json.dumps(body), "application/json", "*/*"))
 
 
 # --------------------------------------------------------------------------- contract
@@ -78,11 +78,11 @@ def test_parse_request_names_the_field(body: object, field: str, problem: str) -
     assert problem in str(caught.value)
 
 
-def test_input_fn_decodes_bytes_and_charset_content_types() -> None:
+def test_decode_request_decodes_bytes_and_charset_content_types() -> None:
     body = json.dumps({"texts": ["é"], "content_type": "query"}).encode()
     for content_type in ("application/json", "application/json; charset=utf-8", None):
-        assert input_fn(body, content_type).texts == ["é"]
-    assert input_fn(bytearray(body), "Application/JSON").content_type == "query"
+        assert decode_request(body, content_type).texts == ["é"]
+    assert decode_request(bytearray(body), "Application/JSON").content_type == "query"
 
 
 @pytest.mark.parametrize(
@@ -92,39 +92,158 @@ def test_input_fn_decodes_bytes_and_charset_content_types() -> None:
         (b"a,b", "text/csv", "Content-Type", "send application/json"),
         (b"not json", "application/json", "body", "not valid JSON"),
         (b'{"texts": ["a"]', "application/json", "body", "not valid JSON"),
-        (b"\xff\xfe", "application/json", "body", "not valid UTF-8"),
+        (
+            b"\xff\xfe",
+            "application/json",
+            "body",
+            "is not valid UTF-8 (invalid start byte at byte 0)",
+        ),
+        (
+            b'{"texts": ["a\xc3"]}',
+            None,
+            "body",
+            "not valid UTF-8 (invalid continuation byte at byte 13)",
+        ),
+        (b"[" * 5000 + b"]" * 5000, "application/json", "body", "JSON is nested too deep"),
+        (b'{"parameters": {"texts": [[[[[[["a"]]]]]]]}}', None, "body", "nested too deep"),
+        (
+            b'{"texts": ["a"], "content_type": "query", "n": ' + b"7" * 5000 + b"}",
+            None,
+            "body",
+            "has an integer of 5000 digits; at most 4300",
+        ),
+        (
+            b'{"texts": ["ok", "ab\\ud800c"], "content_type": "query"}',
+            None,
+            "texts[1]",
+            "has a lone surrogate \\ud800 at character 2",
+        ),
+    ],
+    ids=[
+        "text-plain",
+        "csv",
+        "not-json",
+        "truncated",
+        "utf8-start",
+        "utf8-end",
+        "deep-recursion",
+        "deep",
+        "long-int",
+        "surrogate",
     ],
 )
-def test_input_fn_rejects_bad_bodies(
-    data: bytes, content_type: str, field: str, problem: str
+def test_decode_request_names_each_bad_body(
+    data: bytes, content_type: str | None, field: str, problem: str
 ) -> None:
     with pytest.raises(RequestError) as caught:
-        input_fn(data, content_type)
+        decode_request(data, content_type)
     assert caught.value.field == field
-    assert problem in str(caught.value)
+    assert problem in str(caught.value), str(caught.value)
 
 
-def test_output_fn_is_a_bare_json_array_and_honours_accept() -> None:
-    vectors = torch.tensor([[0.6, 0.8], [1.0, 0.0]])
+def test_response_is_a_bare_json_array_and_honours_accept(
+    loaded: inference.EmbeddingModel,
+) -> None:
+    body = json.dumps({"texts": ["a", "b"], "content_type": "query"})
     for accept in (None, "*/*", "application/json", "application/json; charset=utf-8"):
-        decoded = json.loads(output_fn(vectors, accept))
-        assert torch.allclose(torch.tensor(decoded), vectors)
+        decoded = json.loads(transform_fn(loaded, body, "application/json", accept))
+        assert torch.tensor(decoded).shape == (2, 384)
     with pytest.raises(RequestError, match=r"^Accept: text/csv is not supported"):
-        output_fn(vectors, "text/csv")
+        transform_fn(loaded, body, "application/json", "text/csv")
+
+
+class _Refused(AssertionError):
+    """Raised by the model stand-in: reaching it means the check came too late."""
+
+
+@pytest.fixture
+def untouchable(
+    loaded: inference.EmbeddingModel, monkeypatch: pytest.MonkeyPatch
+) -> inference.EmbeddingModel:
+    """The loaded model with its encoder (and the embedding step) made to fail if called."""
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise _Refused("the model ran")
+
+    monkeypatch.setattr(inference, "embed_ids", refuse)
+    return dataclasses.replace(loaded, model=refuse, encoder=refuse)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type", "accept", "message"),
+    [
+        (b'{"texts": ["a"], "content_type": "query"}', "application/json", "text/csv", "^Accept: "),
+        (b'{"texts": ["a"], "content_type": "query"}', "text/plain", None, "^Content-Type: "),
+        (b"\xff", "application/json", None, "^body: is not valid UTF-8"),
+        (b'{"texts": "a", "content_type": "query"}', None, None, "^texts: must be a list"),
+    ],
+    ids=["accept", "content-type", "utf8", "shape"],
+)
+def test_bad_headers_and_bodies_are_refused_before_the_model_runs(
+    untouchable: inference.EmbeddingModel,
+    body: bytes,
+    content_type: str | None,
+    accept: str | None,
+    message: str,
+) -> None:
+    with pytest.raises(RequestError, match=message):
+        transform_fn(untouchable, body, content_type, accept)
+
+
+def test_over_budget_requests_are_refused_before_the_model_runs(
+    untouchable: inference.EmbeddingModel,
+) -> None:
+    """Budgets in tokens after truncation and characters before tokenising."""
+    window = untouchable.max_tokens
+    cfg = untouchable.config
+    # Texts of more than a window each count as one full window after truncation.
+    full = long_text(800)
+    count = cfg.max_request_tokens // window + 1
+    body = json.dumps({"texts": [full] * count, "content_type": "passage"})
+    with pytest.raises(RequestError) as caught:
+        transform_fn(untouchable, body, None, None)
+    assert str(caught.value) == (
+        f"texts: has {count * window} tokens after truncation to {window} per text; the request "
+        f"budget is {cfg.max_request_tokens} (EMBEDDING_MAX_REQUEST_TOKENS); split the request"
+    )
+    many_chars = ["x" * cfg.max_text_chars] * (cfg.max_request_chars // cfg.max_text_chars + 1)
+    body = json.dumps({"texts": many_chars, "content_type": "passage"})
+    with pytest.raises(
+        RequestError, match=r"^texts: has \d+ characters in all; the request budget"
+    ):
+        transform_fn(untouchable, body, None, None)
+
+
+def test_the_largest_request_inside_the_budget_is_embedded(model_path: Path) -> None:
+    """Exactly at the token budget passes; one token more is refused."""
+    tight = inference.load_model(model_path, HandlerConfig(threads=2, max_request_tokens=40))
+    tokens = len(tight.tokenizer("query: " + "tide " * 5)["input_ids"])
+    per_text = tokens
+    texts = ["tide " * 5] * (40 // per_text)
+    rest = 40 - per_text * len(texts)
+    assert rest < per_text
+    vectors = embed_request(EmbeddingRequest(texts, "query"), tight)
+    assert vectors.shape == (len(texts), 384)
+    over = dataclasses.replace(
+        tight,
+        config=dataclasses.replace(tight.config, max_request_tokens=per_text * len(texts) - 1),
+    )
+    with pytest.raises(RequestError, match=f"^texts: has {per_text * len(texts)} tokens"):
+        embed_request(EmbeddingRequest(texts, "query"), over)
 
 
 def test_response_has_one_unit_vector_per_text_in_input_order(
     loaded: inference.EmbeddingModel,
 ) -> None:
     texts = [LONG_TEXTS[3], "b", LONG_TEXTS[0], "a longer query about tides", ""]
-    vectors = embed_request(loaded, {"texts": texts, "content_type": "passage"})
+    vectors = invoke(loaded, {"texts": texts, "content_type": "passage"})
     assert len(vectors) == len(texts)
     tensor = torch.tensor(vectors)
     assert tensor.shape == (len(texts), 384)
     assert torch.allclose(tensor.norm(dim=1), torch.ones(len(texts)), atol=1e-5)
     # Order: each row equals that text embedded alone.
     for index, text in enumerate(texts):
-        alone = torch.tensor(embed_request(loaded, {"texts": [text], "content_type": "passage"}))
+        alone = torch.tensor(invoke(loaded, {"texts": [text], "content_type": "passage"}))
         assert row_cosines(alone, tensor[index : index + 1]).item() >= 0.99999, index
 
 
@@ -136,23 +255,23 @@ def test_prefix_follows_content_type_and_matches_sentence_transformers(
 ) -> None:
     texts = SHORT_TEXTS + LONG_TEXTS
     for content_type, prefix in (("query", "query: "), ("passage", "passage: ")):
-        ours = torch.tensor(embed_request(loaded, {"texts": texts, "content_type": content_type}))
+        ours = torch.tensor(invoke(loaded, {"texts": texts, "content_type": content_type}))
         expected = st_encode(reference, [prefix + text for text in texts])
         cosines = row_cosines(ours, expected)
         assert cosines.min().item() >= 0.9999, (content_type, cosines.tolist())
     # And the two prefixes really give different vectors.
-    as_query = torch.tensor(embed_request(loaded, {"texts": texts, "content_type": "query"}))
-    as_passage = torch.tensor(embed_request(loaded, {"texts": texts, "content_type": "passage"}))
+    as_query = torch.tensor(invoke(loaded, {"texts": texts, "content_type": "query"}))
+    as_passage = torch.tensor(invoke(loaded, {"texts": texts, "content_type": "passage"}))
     assert row_cosines(as_query, as_passage).max().item() < 0.999
 
 
 def test_texts_beyond_the_window_are_truncated_like_sentence_transformers(
     loaded: inference.EmbeddingModel, reference: object
 ) -> None:
-    assert loaded.max_tokens == 256  # sentence_bert_config.json of the bundled model
+    assert loaded.max_tokens == 512  # sentence_bert_config.json of E5
     huge = long_text(3000, seed=5)
     assert len(loaded.tokenizer(huge)["input_ids"]) > 4 * loaded.max_tokens
-    ours = torch.tensor(embed_request(loaded, {"texts": [huge], "content_type": "passage"}))
+    ours = torch.tensor(invoke(loaded, {"texts": [huge], "content_type": "passage"}))
     expected = st_encode(reference, ["passage: " + huge])
     assert row_cosines(ours, expected).item() >= 0.9999
 
@@ -242,13 +361,13 @@ def test_limits_name_the_field_and_the_variable(model_path: Path) -> None:
         model_path, HandlerConfig(threads=1, max_texts=3, max_text_chars=10)
     )
     with pytest.raises(RequestError, match=r"^texts: has 4 texts; at most 3 .*EMBEDDING_MAX_TEXTS"):
-        predict_fn(EmbeddingRequest(["a"] * 4, "query"), capped)
+        embed_request(EmbeddingRequest(["a"] * 4, "query"), capped)
     with pytest.raises(
         RequestError, match=r"^texts\[1\]: has 11 characters; at most 10 .*EMBEDDING_MAX_TEXT_CHARS"
     ):
-        predict_fn(EmbeddingRequest(["a", "b" * 11], "query"), capped)
-    assert predict_fn(EmbeddingRequest(["a"] * 3, "query"), capped).shape == (3, 384)
-    assert predict_fn(EmbeddingRequest(["b" * 10], "query"), capped).shape == (1, 384)
+        embed_request(EmbeddingRequest(["a", "b" * 11], "query"), capped)
+    assert embed_request(EmbeddingRequest(["a"] * 3, "query"), capped).shape == (3, 384)
+    assert embed_request(EmbeddingRequest(["b" * 10], "query"), capped).shape == (1, 384)
 
 
 def test_configured_prefixes_are_used(loaded: inference.EmbeddingModel, model_path: Path) -> None:
@@ -256,22 +375,11 @@ def test_configured_prefixes_are_used(loaded: inference.EmbeddingModel, model_pa
         model_path, HandlerConfig(threads=1, query_prefix="", passage_prefix="Represent: ")
     )
     text = "tidal energy"
-    got_query = predict_fn(EmbeddingRequest([text], "query"), custom)
-    got_passage = predict_fn(EmbeddingRequest([text], "passage"), custom)
+    got_query = embed_request(EmbeddingRequest([text], "query"), custom)
+    got_passage = embed_request(EmbeddingRequest([text], "passage"), custom)
     assert row_cosines(got_query, inference.embed(loaded, [text])).item() >= 0.99999
     expected_passage = inference.embed(loaded, ["Represent: " + text])
     assert row_cosines(got_passage, expected_passage).item() >= 0.99999
-
-
-@pytest.mark.filterwarnings("ignore::DeprecationWarning", "ignore::UserWarning")
-def test_int8_switch_quantizes_and_stays_normalised(model_path: Path) -> None:
-    int8 = inference.load_model(model_path, HandlerConfig(threads=1, int8=True))
-    dynamic_linear = torch.ao.nn.quantized.dynamic.Linear
-    modules = list(int8.model.modules())
-    assert sum(isinstance(m, dynamic_linear) for m in modules) >= 6 * 6  # 6 per BERT layer
-    assert not any(type(m) is torch.nn.Linear for m in modules)
-    vectors = inference.embed(int8, ["query: hello", "passage: " + LONG_TEXTS[1]])
-    assert torch.allclose(vectors.norm(dim=1), torch.ones(2), atol=1e-5)
 
 
 # --------------------------------------------------------------------------- configuration
@@ -280,7 +388,8 @@ def test_int8_switch_quantizes_and_stays_normalised(model_path: Path) -> None:
 def test_config_defaults_are_e5s() -> None:
     cfg = HandlerConfig.from_env({})
     assert (cfg.query_prefix, cfg.passage_prefix) == ("query: ", "passage: ")
-    assert cfg.int8 is False
+    assert cfg.backend == "exact"
+    assert (cfg.max_request_tokens, cfg.max_request_chars) == (5120, 1_000_000)
     assert cfg.max_tokens is None
     assert cfg.max_texts >= 10  # neural-search's default ingest batch must fit
 
@@ -294,11 +403,24 @@ def test_config_reads_every_variable() -> None:
             "EMBEDDING_MAX_TEXT_CHARS": "999",
             "EMBEDDING_MAX_TOKENS": "128",
             "EMBEDDING_TOKEN_BUDGET": "2048",
+            "EMBEDDING_MAX_REQUEST_CHARS": "5000",
+            "EMBEDDING_MAX_REQUEST_TOKENS": "4000",
             "EMBEDDING_THREADS": "3",
-            "EMBEDDING_INT8": "true",
+            "EMBEDDING_BACKEND": "bf16",
         }
     )
-    assert cfg == HandlerConfig("", "doc: ", 12, 999, 128, 2048, 3, True)
+    assert cfg == HandlerConfig(
+        query_prefix="",
+        passage_prefix="doc: ",
+        max_texts=12,
+        max_text_chars=999,
+        max_request_chars=5000,
+        max_request_tokens=4000,
+        max_tokens=128,
+        token_budget=2048,
+        threads=3,
+        backend="bf16",
+    )
 
 
 @pytest.mark.parametrize(
@@ -307,7 +429,10 @@ def test_config_reads_every_variable() -> None:
         ({"EMBEDDING_MAX_TEXTS": "ten"}, "EMBEDDING_MAX_TEXTS: 'ten' is not an integer"),
         ({"EMBEDDING_TOKEN_BUDGET": "0"}, "EMBEDDING_TOKEN_BUDGET: must be a positive integer"),
         ({"EMBEDDING_THREADS": "-2"}, "EMBEDDING_THREADS: must be a positive integer"),
-        ({"EMBEDDING_INT8": "maybe"}, "EMBEDDING_INT8: 'maybe' is not a boolean"),
+        (
+            {"EMBEDDING_MAX_REQUEST_TOKENS": "1e4"},
+            "EMBEDDING_MAX_REQUEST_TOKENS: '1e4' is not an integer",
+        ),
     ],
 )
 def test_config_errors_name_the_variable(env: dict[str, str], message: str) -> None:
@@ -327,14 +452,19 @@ def test_default_threads_share_the_cores_between_mms_workers(
     assert HandlerConfig.from_env({"SAGEMAKER_MODEL_SERVER_WORKERS": "2"}).threads == 4
 
 
+@pytest.mark.parametrize(("which", "window"), [("model_path", 512), ("minilm_path", 256)])
 def test_max_tokens_override_is_capped_by_position_embeddings(
-    loaded: inference.EmbeddingModel, model_path: Path
+    request: pytest.FixtureRequest, which: str, window: int
 ) -> None:
+    """E5's window is its position limit; MiniLM's sentence-transformers window is shorter."""
+    from transformers import AutoConfig, AutoTokenizer
+
+    path = request.getfixturevalue(which)
+    tokenizer, config = AutoTokenizer.from_pretrained(path), AutoConfig.from_pretrained(path)
     resolve = inference.resolve_max_tokens
-    config = loaded.model.config
-    assert resolve(model_path, loaded.tokenizer, config, None) == 256
-    assert resolve(model_path, loaded.tokenizer, config, 128) == 128
-    assert resolve(model_path, loaded.tokenizer, config, 100_000) == 512
+    assert resolve(path, tokenizer, config, None) == window
+    assert resolve(path, tokenizer, config, 128) == 128
+    assert resolve(path, tokenizer, config, 100_000) == 512
 
 
 # --------------------------------------------------------------------------- packaging rules
@@ -347,15 +477,12 @@ def test_handler_signatures_fit_the_toolkit() -> None:
     )
 
     service = Service()
-    pairs = [
-        (Service.load, inference.model_fn),
-        (Service.preprocess, inference.input_fn),
-        (Service.predict, inference.predict_fn),
-        (Service.postprocess, inference.output_fn),
-    ]
+    pairs = [(Service.load, inference.model_fn), (Service.transform_fn, inference.transform_fn)]
     for default, ours in pairs:
         assert service.function_extra_arg(default, ours) == [], ours.__name__
-    assert not hasattr(inference, "transform_fn")  # would conflict with the four above
+    # The toolkit refuses transform_fn beside any of these three.
+    for name in ("input_fn", "predict_fn", "output_fn"):
+        assert not hasattr(inference, name), name
 
 
 def test_runtime_code_imports_only_what_the_dlc_has() -> None:
@@ -371,6 +498,7 @@ def test_runtime_code_imports_only_what_the_dlc_has() -> None:
         "json",
         "logging",
         "os",
+        "sys",
         "collections",
         "dataclasses",
         "pathlib",

@@ -61,10 +61,12 @@ def test_model_fn_reads_its_configuration_from_the_environment(
     monkeypatch.setenv("EMBEDDING_QUERY_PREFIX", "q> ")
     monkeypatch.setenv("EMBEDDING_MAX_TEXTS", "7")
     monkeypatch.setenv("EMBEDDING_THREADS", "1")
+    monkeypatch.setenv("EMBEDDING_MAX_REQUEST_TOKENS", "6144")
     loaded = inference.model_fn(str(model_path))
     assert loaded.config.query_prefix == "q> "
     assert loaded.config.max_texts == 7
-    assert loaded.max_tokens == 256
+    assert loaded.config.max_request_tokens == 6144
+    assert loaded.max_tokens == 512  # E5's window
     monkeypatch.setenv("EMBEDDING_TOKEN_BUDGET", "none")
     with pytest.raises(ValueError, match="EMBEDDING_TOKEN_BUDGET"):
         inference.model_fn(str(model_path))

@@ -1,10 +1,13 @@
 """Our handler inside the real serving stack: sagemaker-huggingface-inference-toolkit + MMS.
 
 The server is started once per session from the endpoint's own model.tar.gz
-layout (``code/`` from ``model/``, plus the bundled small model's weights) on a
-free port of 127.0.0.1, and stopped with its whole process group at the end.
-A second, code-only layout with ``HF_MODEL_ID`` (what the deployed endpoint
-uses) is started once for the last test.
+layout (``code/`` from ``model/``, plus the real E5's weights) on a free port
+of 127.0.0.1, with small limits so the limit tests are cheap, and stopped with
+its whole process group at the end. A second, code-only layout (what the
+deployed endpoint uses) is started once for the last test with the dev
+endpoint's container environment exactly as the stack builds it (HF_MODEL_ID,
+HF_MODEL_REVISION, HF_TASK, EMBEDDING_*, no worker count: MMS's default of one
+worker per vCPU); only the toolkit's two Hub network calls are faked.
 """
 
 from __future__ import annotations
@@ -19,6 +22,8 @@ from pathlib import Path
 import pytest
 import torch
 
+from stacks.config import load_config
+from stacks.embedding_endpoint import container_environment
 from tests.model.helpers import LONG_TEXTS, SHORT_TEXTS, long_text, row_cosines, st_encode
 from tools.toolkit_server import ToolkitServer, start_toolkit_server
 
@@ -26,6 +31,8 @@ pytestmark = pytest.mark.integration
 
 MAX_TEXTS = 16
 MAX_TEXT_CHARS = 5000
+MAX_REQUEST_CHARS = 60_000
+MAX_REQUEST_TOKENS = 4096
 
 
 @dataclass
@@ -83,6 +90,8 @@ def _start(tmp_path_factory: pytest.TempPathFactory, model_path: Path, **kwargs)
         env={
             "EMBEDDING_MAX_TEXTS": str(MAX_TEXTS),
             "EMBEDDING_MAX_TEXT_CHARS": str(MAX_TEXT_CHARS),
+            "EMBEDDING_MAX_REQUEST_CHARS": str(MAX_REQUEST_CHARS),
+            "EMBEDDING_MAX_REQUEST_TOKENS": str(MAX_REQUEST_TOKENS),
             "EMBEDDING_THREADS": "2",
         },
         workers=1,
@@ -198,6 +207,47 @@ BAD_REQUESTS = [
         f"texts[1]: has {MAX_TEXT_CHARS + 1} characters; at most {MAX_TEXT_CHARS}",
         id="text-too-long",
     ),
+    pytest.param(
+        {"texts": [long_text(700, seed=s) for s in range(9)], "content_type": "passage"},
+        {},
+        f"texts: has {9 * 512} tokens after truncation to 512 per text; the request budget is "
+        f"{MAX_REQUEST_TOKENS}",
+        id="over-token-budget",
+    ),
+    pytest.param(
+        {"texts": ["x" * MAX_TEXT_CHARS] * MAX_TEXTS, "content_type": "passage"},
+        {},
+        f"texts: has {MAX_TEXT_CHARS * MAX_TEXTS} characters in all; the request budget is "
+        f"{MAX_REQUEST_CHARS}",
+        id="over-char-budget",
+    ),
+    # The toolkit decodes an application/json body itself before calling us
+    # (handler_service.py handle); model/inference.py makes it hand over bytes.
+    pytest.param(
+        b'{"texts": ["\xff"], "content_type": "query"}',
+        {},
+        "body: is not valid UTF-8 (invalid start byte at byte 12)",
+        id="non-utf8-json",
+    ),
+    pytest.param(
+        b'{"texts": ["\xff"], "content_type": "query"}',
+        {"content_type": "application/json; charset=utf-8"},
+        "body: is not valid UTF-8 (invalid start byte at byte 12)",
+        id="non-utf8-charset",
+    ),
+    pytest.param(b"[" * 100_000, {}, "body: JSON is nested too deep", id="json-too-deep"),
+    pytest.param(
+        b'{"texts": ["a"], "content_type": "query", "n": ' + b"9" * 4301 + b"}",
+        {},
+        "body: has an integer of 4301 digits; at most 4300",
+        id="integer-too-long",
+    ),
+    pytest.param(
+        b'{"texts": ["a\\udc00"], "content_type": "query"}',
+        {},
+        "texts[0]: has a lone surrogate \\udc00 at character 1",
+        id="lone-surrogate",
+    ),
 ]
 
 
@@ -223,20 +273,55 @@ def test_limits_are_inclusive(server: ToolkitServer) -> None:
     )
 
 
+def dev_container_environment() -> dict[str, str]:
+    """The dev endpoint's container environment, built by the stack's own function.
+
+    ``stacks/embedding_endpoint.py`` passes ``container_environment(config)``
+    unchanged as the SageMaker Model's ``PrimaryContainer.Environment``.
+    """
+    root = Path(__file__).resolve().parents[2]
+    context = json.loads((root / "cdk.json").read_text(encoding="utf-8"))["context"]
+    return container_environment(load_config(context, "dev"))
+
+
 def test_deployed_layout_code_only_archive_with_hf_model_id(
     tmp_path_factory: pytest.TempPathFactory, model_path: Path, reference: object
 ) -> None:
-    """model.tar.gz with only code/ + HF_MODEL_ID: the toolkit fetches weights, runs our code.
+    """Code-only model.tar.gz + the endpoint's env: the toolkit fetches weights, runs our code.
 
-    The Hub download is replaced by a copy of the bundled model (no network);
-    everything else, model-archiver included, is what the endpoint does. The
-    toolkit's own handler would answer a feature-extraction model with token
-    vectors (a list per token), so one 384-float vector per text proves our
-    code/inference.py served the request.
+    The two Hub calls are replaced by a listing and a copy of the real E5
+    folder (no network); everything else, model-archiver and the toolkit's
+    download function included, is what the endpoint does. The toolkit's own
+    handler would answer a feature-extraction model with token vectors (a list
+    per token), so one 384-float vector per text proves our code/inference.py
+    served the request.
     """
-    hub = _start(tmp_path_factory, model_path, hub_layout=True)
+    env = dev_container_environment()
+    assert env["HF_MODEL_REVISION"] and "SAGEMAKER_MODEL_SERVER_WORKERS" not in env
+    hub = start_toolkit_server(
+        tmp_path_factory.mktemp("toolkit-hub"),
+        model_path,
+        hub_layout=True,
+        env=env,
+        workers=None,
+        ready_timeout=300,
+    )
     try:
         assert sorted(p.name for p in hub.model_dir.iterdir()) == ["code"]
+        calls = [
+            json.loads(line) for line in (hub.work_dir / "hub-calls.jsonl").read_text().splitlines()
+        ]
+        assert [c["call"] for c in calls] == ["model_info", "snapshot_download"]
+        assert {c["repo_id"] for c in calls} == {env["HF_MODEL_ID"]}
+        assert calls[1]["revision"] == env["HF_MODEL_REVISION"]
+        # The toolkit keeps safetensors only when model_info lists them.
+        assert "model.safetensors" in calls[1]["files"]
+        # The budget the stack set is the one the workers enforce.
+        budget = int(env["EMBEDDING_MAX_REQUEST_TOKENS"])
+        over = {"texts": [long_text(700, seed=s) for s in range(budget // 512 + 1)]}
+        reply = call(hub, {**over, "content_type": "passage"})
+        assert reply.status == 400
+        assert f"the request budget is {budget} " in reply.json()["message"]
         texts = ["how do tides work", LONG_TEXTS[2]]
         got = vectors(call(hub, {"texts": texts, "content_type": "QUERY"}))
         expected = st_encode(reference, ["query: " + text for text in texts])
@@ -244,7 +329,8 @@ def test_deployed_layout_code_only_archive_with_hf_model_id(
         reply = call(hub, {"texts": ["a"], "content_type": "neither"})
         assert reply.status == 400 and reply.json()["message"].startswith("content_type:")
         snapshots = list((hub.work_dir / ".sagemaker" / "mms" / "models").iterdir())
-        assert [p.name for p in snapshots] == ["intfloat__multilingual-e5-small"]
+        model_id = env["HF_MODEL_ID"].replace("/", "__")
+        assert [p.name for p in snapshots] == [f"{model_id}.{env['HF_MODEL_REVISION']}"]
     finally:
         hub.stop()
     assert not hub._group_alive(hub.process.pid)

