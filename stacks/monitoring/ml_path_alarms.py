@@ -26,13 +26,12 @@ from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
-from aws_cdk import aws_logs as logs
 from aws_cdk import aws_sns as sns
 from constructs import Construct
 
 from stacks.config import EnvironmentConfig
 from stacks.lambda_bundling import python_asset
-from stacks.log_retention import retention_days
+from stacks.log_retention import encrypted_log_group, retention_days
 from stacks.ml_setup import LAMBDA_SOURCE, RUNTIME, MlSetupStack
 from stacks.monitoring import metrics as m
 from stacks.monitoring.alarm_set import AlarmSet, Cmp, Missing, minutes
@@ -97,7 +96,7 @@ class MlPathAlarms(AlarmSet):
     ) -> lambda_.Function:
         stack = cdk.Stack.of(self)
         removal = cdk.RemovalPolicy.RETAIN if config.retain else cdk.RemovalPolicy.DESTROY
-        log_group = logs.LogGroup(
+        log_group = encrypted_log_group(
             self,
             "HealthCheckLogs",
             retention=retention_days(config.log_retention_days),
