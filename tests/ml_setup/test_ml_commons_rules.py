@@ -15,7 +15,7 @@ import pytest
 from tests.ml_setup.conftest import CLIENT, MASTER, SETUP, Stack
 from tests.ml_setup.http import signed_request
 from tests.ml_setup.test_lifecycle import assert_nothing_of_ours_left, created
-from tests.support.domain_fixtures import e5_model_config
+from tests.support.domain_fixtures import CONNECTOR_ROLE, e5_model_config
 from tests.support.opensearch_emulator import OpenSearchEmulator
 
 CONNECTOR = "Custom::MlConnector"
@@ -395,3 +395,61 @@ def test_emulator_alias_names_follow_core_rules_not_index_name_rules(
         assert status == 200, body
     else:
         assert status == 400 and body["error"]["type"] == "invalid_alias_name_exception"
+
+
+# ----------------------------------------------------------------------------- trusted endpoints
+
+
+def _connector_body(url: str) -> dict:
+    return {
+        "name": "probe", "description": "d", "version": 1, "protocol": "aws_sigv4",
+        "parameters": {"region": "cn-north-1", "service_name": "sagemaker", "host": url},
+        "credential": {"roleArn": CONNECTOR_ROLE},
+        "actions": [{"action_type": "predict", "method": "POST", "url": "${parameters.host}",
+                     "headers": {"content-type": "application/json"}, "request_body": "{}"}],
+    }  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("url", "status"),
+    [
+        ("https://runtime.sagemaker.us-east-1.amazonaws.com/endpoints/e5/invocations", 200),
+        ("https://runtime.sagemaker.cn-north-1.amazonaws.com.cn/endpoints/e5/invocations", 400),
+        ("https://runtime.sagemaker.us-east-1.amazonaws.com.evil.example/endpoints/e5", 400),
+        ("http://runtime.sagemaker.us-east-1.amazonaws.com/endpoints/e5/invocations", 400),
+    ],
+)
+def test_emulator_connector_urls_must_match_the_default_trusted_endpoint_regex(
+    stack: Stack, emulator: OpenSearchEmulator, url: str, status: int
+) -> None:
+    """Placeholders are filled in before the match, and the whole URL must match."""
+    created(stack)  # the setup role may then create connectors and pass the connector role
+    got, body = signed_request(
+        emulator, SETUP, "POST", "/_plugins/_ml/connectors/_create", _connector_body(url)
+    )
+    assert got == status, body
+    if status == 400:
+        assert "trusted connector endpoint regex" in body["error"]["reason"]
+
+
+def test_a_china_partition_connector_fails_its_create_with_the_servers_reason(
+    stack: Stack, emulator: OpenSearchEmulator
+) -> None:
+    """Why synth refuses cn-* regions (stacks/config.py): the deploy would fail here."""
+    stack.props[CONNECTOR]["UrlSuffix"] = "amazonaws.com.cn"
+    results = stack.create()
+    assert results[CONNECTOR].status == "FAILED"
+    assert "trusted connector endpoint regex" in results[CONNECTOR].reason
+    assert emulator.connectors == {}
+
+
+def test_emulator_an_update_to_an_untrusted_url_is_refused(
+    stack: Stack, emulator: OpenSearchEmulator
+) -> None:
+    created(stack)
+    stack.props[CONNECTOR]["UrlSuffix"] = "amazonaws.com.cn"
+    results = stack.update()
+    assert results[CONNECTOR].status == "FAILED"
+    assert "trusted connector endpoint regex" in results[CONNECTOR].reason
+    ((_, connector),) = emulator.connectors.items()
+    assert connector["actions"][0]["url"].startswith("https://runtime.sagemaker.us-east-1.")

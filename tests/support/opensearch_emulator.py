@@ -505,6 +505,25 @@ ROUTES: list[tuple[str, str, str, str]] = [
 ]  # fmt: skip
 
 
+# The default of plugins.ml_commons.trusted_connector_endpoints_regex: ml-commons 3.7.0.0
+# common/src/main/java/org/opensearch/ml/common/settings/MLCommonsSettings.java:245-264
+# (Java regexes; these have the same meaning in Python's re).
+TRUSTED_CONNECTOR_ENDPOINTS = (
+    r"^https://runtime\.sagemaker\..*[a-z0-9-]\.amazonaws\.com/.*$",
+    r"^https://api\.sagemaker\..*[a-z0-9-]\.amazonaws\.com/.*$",
+    r"^https://api\.openai\.com/.*$",
+    r"^https://api\.cohere\.ai/.*$",
+    r"^https://api\.deepseek\.com/.*$",
+    r"^https://generativelanguage\.googleapis\.com/.*$",
+    r"^https://bedrock-runtime\..*[a-z0-9-]\.amazonaws\.com/.*$",
+    r"^https://bedrock-agent-runtime\..*[a-z0-9-]\.amazonaws\.com/.*$",
+    r"^https://bedrock\..*[a-z0-9-]\.amazonaws\.com/.*$",
+    r"^https://textract\..*[a-z0-9-]\.amazonaws\.com$",
+    r"^https://comprehend\..*[a-z0-9-]\.amazonaws\.com$",
+    r"^https://rekognition(-fips)?\..*[a-z0-9-]\.amazonaws\.com$",
+)
+
+
 # ----------------------------------------------------------------------------- state
 
 
@@ -595,6 +614,8 @@ class OpenSearchEmulator:
         self.faults = Faults()
         self.lock = threading.RLock()
         self.connectors: dict[str, dict[str, Any]] = {}
+        # plugins.ml_commons.trusted_connector_endpoints_regex (a dynamic cluster setting).
+        self.trusted_connector_endpoints: list[str] = list(TRUSTED_CONNECTOR_ENDPOINTS)
         self.model_groups: dict[str, dict[str, Any]] = {}
         self.models: dict[str, dict[str, Any]] = {}
         self.tasks: dict[str, dict[str, Any]] = {}
@@ -993,9 +1014,33 @@ class OpenSearchEmulator:
             "_primary_term": 1,
         }
 
+    def _check_trusted_urls(self, connector: dict[str, Any]) -> None:
+        """Every action URL, ``${parameters.*}`` filled in, must match a trusted regex.
+
+        ml-commons 3.7.0.0 common/src/main/java/org/opensearch/ml/common/connector/
+        Connector.java:181-209 (validateConnectorURL, validateResolvedEndpoint:
+        Matcher.matches, i.e. the whole URL), called at create
+        (plugin/.../action/connector/TransportCreateConnectorAction.java:129) and on the
+        updated connector (UpdateConnectorTransportAction.java:137).
+        """
+        params = connector.get("parameters") or {}
+        for action in connector.get("actions") or []:
+            url = re.sub(
+                r"\$\{parameters\.([^}]+)\}",
+                lambda m: str(params.get(m.group(1), m.group(0))),
+                str(action.get("url", "")),
+            )
+            if not any(re.fullmatch(rx, url) for rx in self.trusted_connector_endpoints):
+                raise ApiError(
+                    400,
+                    "illegal_argument_exception",
+                    "Connector URL is not matching the trusted connector endpoint regex",
+                )
+
     def _connector_create(self, r: Request) -> Outcome:
         body = r.body or {}
         self._check_pass_role(r.principal, body)
+        self._check_trusted_urls(body)
         params = body.get("parameters") or {}
         if body.get("protocol") == "aws_sigv4" and not (
             params.get("region") and params.get("service_name")
@@ -1056,6 +1101,7 @@ class OpenSearchEmulator:
         update = dict(r.body or {})
         if "version" in update:
             update["version"] = str(update["version"])
+        self._check_trusted_urls({**self.connectors[cid], **update})
         self.connectors[cid].update(update)
         return Outcome(200, self._write_response(".plugins-ml-connector", cid, "updated"))
 
