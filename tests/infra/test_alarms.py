@@ -275,7 +275,10 @@ def test_topic_is_encrypted_tls_only_and_cloudwatch_may_use_its_key(
     tpl = synth.one("-monitoring")
     res = tpl["Resources"]
     (topic,) = [r["Properties"] for r in res.values() if r["Type"] == "AWS::SNS::Topic"]
-    (key_lid,) = [k for k, r in res.items() if r["Type"] == "AWS::KMS::Key"]
+    # The topic's own key (the stack's LogsKey encrypts only its log group).
+    (key_lid,) = [
+        k for k, r in res.items() if r["Type"] == "AWS::KMS::Key" and not k.startswith("LogsKey")
+    ]
     assert topic["KmsMasterKeyId"] == {"Fn::GetAtt": [key_lid, "Arn"]}
     key = res[key_lid]["Properties"]
     assert key["EnableKeyRotation"] is True

@@ -71,6 +71,7 @@ INT_KEYS = {
     "embedding_dimension": (1, 16000),
     "index_shards": (1, 64),
     "index_replicas": (0, 5),
+    "ml_health_check_minutes": (1, 60),
 }
 CHOICE_KEYS: dict[str, tuple[Any, ...]] = {
     "dedicated_master_count": (0, 3, 5),
@@ -82,6 +83,8 @@ CHOICE_KEYS: dict[str, tuple[Any, ...]] = {
     "endpoint_inference_backend": ("exact", "bf16"),
     "space_type": ("cosinesimil", "innerproduct", "l2"),
     "removal_policy": ("destroy", "retain"),
+    "hybrid_normalization": ("min_max", "l2"),
+    "hybrid_combination": ("arithmetic_mean", "geometric_mean", "harmonic_mean"),
 }  # fmt: skip
 # A valid example of each pattern key; malformed values are derived from it.
 PATTERN_KEYS = {
@@ -94,9 +97,29 @@ PATTERN_KEYS = {
     "data_node_instance_type": "r7g.large.search",
     "dedicated_master_instance_type": "m7g.large.search",
     "endpoint_instance_type": "ml.m5.large",
+    "alarm_email": "ops@example.com",
 }
 PREFIX_KEYS = ("query_prefix", "passage_prefix")
-BOOL_KEYS = ("protected",)
+BOOL_KEYS = ("protected", "alarms_enabled")
+# Keys whose values are not scalars of one kind (README: hybrid search, Alarms).
+OTHER_KEYS: dict[str, st.SearchStrategy[Any]] = {
+    # 0 < w < 1 in hundredths.
+    "hybrid_semantic_weight": st.one_of(
+        st.sampled_from([0, 1, -0.3, 1.5, 0.555, 0.001, 2]),
+        st.booleans(),
+        st.sampled_from(["0.7", "", "0,7"]),
+    ),
+    # A list of alarm names.
+    "alarms_disabled": st.one_of(
+        st.sampled_from(["cluster_red", "", 3, True, {"a": 1}]),
+        st.lists(st.sampled_from(["no-such-alarm", "CLUSTER_RED", "", "x"]), min_size=1),
+    ),
+    # An object of tunable alarm name to a threshold within its range.
+    "alarm_thresholds": st.one_of(
+        st.sampled_from(["80", 80, [80], True]),
+        st.dictionaries(st.sampled_from(["no-such-alarm", "x", ""]), st.integers(), min_size=1),
+    ),
+}
 # Digits that Python's \d and str.isdigit accept but no AWS id contains.
 NON_ASCII_DIGITS = "٣۷३３"
 
@@ -121,7 +144,7 @@ def test_every_settable_key_has_a_rule_and_a_generator() -> None:
     """A new key without a rule, or without malformed examples below, fails here."""
     assert set(_RULES) == set(_SETTABLE)
     covered = set(INT_KEYS) | set(CHOICE_KEYS) | set(PATTERN_KEYS) | set(PREFIX_KEYS)
-    assert covered | set(BOOL_KEYS) == set(_SETTABLE)
+    assert covered | set(BOOL_KEYS) | set(OTHER_KEYS) == set(_SETTABLE)
 
 
 def _not_int(value: Any) -> bool:
@@ -193,6 +216,8 @@ def bad_value(draw: st.DrawFn, key: str) -> Any:
                 JSON_CONTAINERS,
             )
         )
+    if key in OTHER_KEYS:
+        return draw(OTHER_KEYS[key])
     assert key in BOOL_KEYS
     return draw(st.one_of(JSON_SCALARS.filter(lambda v: not isinstance(v, bool)), JSON_CONTAINERS))
 

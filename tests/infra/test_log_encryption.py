@@ -34,8 +34,9 @@ def test_every_log_group_uses_its_stacks_logs_key(all_envs: list[Synthesized]) -
                 # The key lives and dies with the logs it encrypts.
                 assert key["DeletionPolicy"] == res["DeletionPolicy"], f"{stack}/{lid}"
                 checked += 1
-    # Four domain log groups, three ML setup groups, the endpoint's: per environment.
-    assert checked == 8 * len(all_envs)
+    # Four domain log groups, three ML setup groups, the endpoint's, the health
+    # check's (monitoring stack): per environment.
+    assert checked == 9 * len(all_envs)
 
 
 def test_logs_key_is_usable_only_by_cloudwatch_logs_for_this_accounts_log_groups(
