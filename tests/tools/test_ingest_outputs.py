@@ -80,11 +80,11 @@ def test_main_reports_a_missing_environment_in_one_line(aws, tmp_path, capsys) -
 
 
 def test_counts_are_published_as_cloudwatch_metrics(aws) -> None:
-    counts = Counts(indexed=990, failed=7, malformed=3)
+    counts = Counts(indexed=990, failed=7, malformed=3, throttled_answers=4)
     cli.publish("dev", counts, REGION, boto3.Session(region_name=REGION))
     cloudwatch = boto3.client("cloudwatch", region_name=REGION)
     found = {}
-    for name in ("DocumentsIndexed", "DocumentsFailed"):
+    for name in ("DocumentsIndexed", "DocumentsFailed", "BulkThrottled"):
         stats = cloudwatch.get_metric_statistics(
             Namespace="E5Search/Ingest", MetricName=name,
             Dimensions=[{"Name": "Environment", "Value": "dev"}],
@@ -92,4 +92,4 @@ def test_counts_are_published_as_cloudwatch_metrics(aws) -> None:
             Period=60, Statistics=["Sum"],
         )["Datapoints"]  # fmt: skip
         found[name] = sum(p["Sum"] for p in stats)
-    assert found == {"DocumentsIndexed": 990.0, "DocumentsFailed": 10.0}
+    assert found == {"DocumentsIndexed": 990.0, "DocumentsFailed": 10.0, "BulkThrottled": 4.0}

@@ -133,7 +133,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--metrics",
         action="store_true",
-        help=f"publish the counts to CloudWatch ({NAMESPACE}: DocumentsIndexed, DocumentsFailed)",
+        help=f"publish the counts to CloudWatch ({NAMESPACE}: DocumentsIndexed, DocumentsFailed, "
+        "BulkThrottled)",
     )
     parser.add_argument("--no-progress", action="store_true")
     parser.add_argument("--json", action="store_true", help="summary as one JSON document")
@@ -246,6 +247,13 @@ def publish(env: str | None, counts: Counts, region: str, session: boto3.Session
                 "MetricName": "DocumentsFailed",
                 "Dimensions": dimensions,
                 "Value": float(counts.failed + counts.malformed),
+                "Unit": "Count",
+            },
+            {
+                # The monitoring dashboard graphs it (stacks/monitoring/metrics.py).
+                "MetricName": "BulkThrottled",
+                "Dimensions": dimensions,
+                "Value": float(counts.throttled_answers),
                 "Unit": "Count",
             },
         ],
