@@ -16,9 +16,9 @@ from typing import Any
 import pytest
 
 from tests.evaluate.search_emulator import SearchEmulator
-from tests.ml_setup.conftest import OUTSIDER, Stack
+from tests.ml_setup.conftest import Stack, emulated_domain
 from tests.ml_setup.http import signed_request
-from tests.support.domain_fixtures import CLIENT, CONNECTOR_ROLE, MASTER, REGION, SETUP
+from tests.support.domain_fixtures import CLIENT, MASTER, REGION
 
 PIPELINE = "Custom::HybridSearchPipeline"
 INDEX = "Custom::SemanticIndex"
@@ -27,17 +27,7 @@ NAME = "documents-hybrid"
 
 @pytest.fixture
 def emulator() -> Iterator[SearchEmulator]:
-    with SearchEmulator(
-        master=MASTER,
-        principals=[SETUP, CLIENT, OUTSIDER],
-        region=REGION,
-        access_policy=[MASTER.arn, SETUP.arn, CLIENT.arn],
-        pass_role={SETUP.arn: {CONNECTOR_ROLE}},
-    ) as emu:
-        yield emu
-        assert not emu.violations, "specification violations:\n" + "\n".join(
-            map(str, emu.violations)
-        )
+    yield from emulated_domain(SearchEmulator)
 
 
 def pipeline_props(stack: Stack, **overrides: Any) -> dict[str, Any]:

@@ -3,39 +3,18 @@ role, never the master (moto stands in for CloudFormation, STS and CloudWatch)."
 
 from __future__ import annotations
 
-import json
-
 import boto3
 import pytest
-from moto import mock_aws
 
+from tests.tools.moto_stacks import CLIENT_ARN, MASTER_ARN, REGION, deploy_outputs, mocked_aws
 from tools.ingest import cli
 from tools.ingest.loader import Counts
 from tools.smoke import SetupError
 
-REGION = "eu-west-1"
-MASTER_ARN = "arn:aws:iam::123456789012:role/e5search-dev-search-MasterRoleABC"
-CLIENT_ARN = "arn:aws:iam::123456789012:role/e5search-dev-search-ClientRoleABC"
-
-
-def _deploy(name: str, outputs: dict[str, str]) -> None:
-    template = {
-        "Resources": {"Marker": {"Type": "AWS::SNS::Topic"}},
-        "Outputs": {key: {"Value": value} for key, value in outputs.items()},
-    }
-    boto3.client("cloudformation", region_name=REGION).create_stack(
-        StackName=name, TemplateBody=json.dumps(template)
-    )
-
 
 @pytest.fixture
 def aws(monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
-    for key in ("AWS_PROFILE", "AWS_DEFAULT_PROFILE"):
-        monkeypatch.delenv(key, raising=False)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
-    with mock_aws():
+    with mocked_aws(monkeypatch):
         yield
 
 
@@ -44,10 +23,10 @@ def _environment(client_role: bool = True) -> None:
               "MasterRoleArn": MASTER_ARN}  # fmt: skip
     if client_role:
         search["SearchClientRoleArn"] = CLIENT_ARN
-    _deploy("e5search-dev-search", search)
+    deploy_outputs("e5search-dev-search", search)
     ml = {"ModelId": "m-1", "IndexName": "documents-0a1b", "IndexAlias": "documents",
           "SemanticField": "body"}  # fmt: skip
-    _deploy("e5search-dev-ml-setup", ml)
+    deploy_outputs("e5search-dev-ml-setup", ml)
 
 
 def test_env_resolves_alias_field_and_signs_as_the_client_role(aws) -> None:

@@ -3,42 +3,22 @@ for CloudFormation and STS, as in test_smoke_outputs)."""
 
 from __future__ import annotations
 
-import json
-
 import boto3
 import pytest
-from moto import mock_aws
 
+from tests.tools.moto_stacks import MASTER_ARN, REGION, deploy_outputs, mocked_aws
 from tools import migrate
-
-REGION = "eu-west-1"
-MASTER_ARN = "arn:aws:iam::123456789012:role/e5search-dev-search-MasterRoleABC"
-
-
-def _deploy(name: str, outputs: dict[str, str]) -> None:
-    template = {
-        "Resources": {"Marker": {"Type": "AWS::SNS::Topic"}},
-        "Outputs": {key: {"Value": value} for key, value in outputs.items()},
-    }
-    boto3.client("cloudformation", region_name=REGION).create_stack(
-        StackName=name, TemplateBody=json.dumps(template)
-    )
 
 
 @pytest.fixture
 def aws(monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
-    for key in ("AWS_PROFILE", "AWS_DEFAULT_PROFILE"):
-        monkeypatch.delenv(key, raising=False)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
-    with mock_aws():
-        _deploy("e5search-dev-ml-setup", {"ModelId": "m", "IndexAlias": "documents"})
+    with mocked_aws(monkeypatch):
+        deploy_outputs("e5search-dev-ml-setup", {"ModelId": "m", "IndexAlias": "documents"})
         yield
 
 
 def test_it_signs_as_the_master_role_at_the_domain_endpoint(aws) -> None:  # type: ignore[no-untyped-def]
-    _deploy("e5search-dev-search", {"DomainEndpoint": "search-x.eu-west-1.es.amazonaws.com",
+    deploy_outputs("e5search-dev-search", {"DomainEndpoint": "search-x.eu-west-1.es.amazonaws.com",
                                     "MasterRoleArn": MASTER_ARN})  # fmt: skip
     args = migrate.parse_args(["--env", "dev", "--app", "e5search"])
     client, alias = migrate.connect(args, boto3.Session(region_name=REGION))
@@ -50,7 +30,7 @@ def test_it_signs_as_the_master_role_at_the_domain_endpoint(aws) -> None:  # typ
 
 
 def test_no_master_role_output_is_one_line_and_exit_2(aws, capsys) -> None:  # type: ignore[no-untyped-def]
-    _deploy("e5search-dev-search", {"DomainEndpoint": "search-x.eu-west-1.es.amazonaws.com"})
+    deploy_outputs("e5search-dev-search", {"DomainEndpoint": "search-x.eu-west-1.es.amazonaws.com"})
     code = migrate.main(["--env", "dev", "--app", "e5search", "--region", REGION])
     out = capsys.readouterr().out.strip()
     assert code == 2

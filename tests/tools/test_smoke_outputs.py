@@ -7,34 +7,15 @@ import json
 
 import boto3
 import pytest
-from moto import mock_aws
 
+from tests.tools.moto_stacks import CLIENT_ARN, MASTER_ARN, REGION, deploy_outputs, mocked_aws
 from tools import smoke
-
-REGION = "eu-west-1"
-MASTER_ARN = "arn:aws:iam::123456789012:role/e5search-dev-search-MasterRoleABC"
-CLIENT_ARN = "arn:aws:iam::123456789012:role/e5search-dev-search-ClientRoleABC"
-
-
-def _deploy(name: str, outputs: dict[str, str]) -> None:
-    template = {
-        "Resources": {"Marker": {"Type": "AWS::SNS::Topic"}},
-        "Outputs": {key: {"Value": value} for key, value in outputs.items()},
-    }
-    boto3.client("cloudformation", region_name=REGION).create_stack(
-        StackName=name, TemplateBody=json.dumps(template)
-    )
 
 
 @pytest.fixture
 def aws(monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
-    for key in ("AWS_PROFILE", "AWS_DEFAULT_PROFILE"):
-        monkeypatch.delenv(key, raising=False)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
-    with mock_aws():
-        _deploy("e5search-dev-search", {
+    with mocked_aws(monkeypatch):
+        deploy_outputs("e5search-dev-search", {
             "DomainEndpoint": "search-e5search-dev-search-abc.eu-west-1.es.amazonaws.com",
             "DomainName": "e5search-dev-search", "MasterRoleArn": MASTER_ARN,
             "SearchClientRoleArn": CLIENT_ARN,
@@ -42,7 +23,7 @@ def aws(monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
         ml = {"ModelId": "model-123", "IndexName": "documents-0a1b2c3d", "IndexAlias": "documents",
               "SemanticField": "body", "EmbeddingDimension": "384",
               "HybridSearchPipelineName": "documents-hybrid"}  # fmt: skip
-        _deploy("e5search-dev-ml-setup", ml)
+        deploy_outputs("e5search-dev-ml-setup", ml)
         yield
 
 
@@ -57,8 +38,8 @@ def test_outputs_of_both_stacks_make_the_target(aws) -> None:
 
 
 def test_a_stack_without_the_alias_output_is_tested_through_its_concrete_index(aws) -> None:
-    _deploy("old-search", {"DomainEndpoint": "h"})
-    _deploy("old-ml-setup", {"ModelId": "m", "IndexName": "documents-0a1b2c3d"})
+    deploy_outputs("old-search", {"DomainEndpoint": "h"})
+    deploy_outputs("old-ml-setup", {"ModelId": "m", "IndexName": "documents-0a1b2c3d"})
     args = smoke.parse_args(["--stack", "old-search", "--stack", "old-ml-setup"])
     target, _ = smoke.resolve(args, boto3.Session(region_name=REGION))
     assert target.index == "documents-0a1b2c3d"
@@ -94,7 +75,7 @@ def test_as_client_signs_with_the_search_client_roles_temporary_credentials(aws)
 
 
 def test_as_client_without_the_output_is_a_setup_error(aws, capsys) -> None:
-    _deploy("old-search", {"DomainEndpoint": "h", "MasterRoleArn": MASTER_ARN})
+    deploy_outputs("old-search", {"DomainEndpoint": "h", "MasterRoleArn": MASTER_ARN})
     code = smoke.main(["--stack", "old-search", "--stack", "e5search-dev-ml-setup",
                        "--region", REGION, "--as-client"],
                       session_factory=lambda: boto3.Session(region_name=REGION))  # fmt: skip
@@ -113,8 +94,10 @@ def test_one_identity_at_a_time(capsys) -> None:
 
 
 def test_explicit_stack_names_are_read_as_given(aws) -> None:
-    _deploy("renamed-search", {"DomainEndpoint": "h", "MasterRoleArn": MASTER_ARN})
-    _deploy("renamed-ml-setup", {"ModelId": "m2", "IndexName": "i2-0a1b2c3d", "IndexAlias": "i2"})
+    deploy_outputs("renamed-search", {"DomainEndpoint": "h", "MasterRoleArn": MASTER_ARN})
+    deploy_outputs(
+        "renamed-ml-setup", {"ModelId": "m2", "IndexName": "i2-0a1b2c3d", "IndexAlias": "i2"}
+    )
     args = smoke.parse_args(["--env", "dev", "--stack", "renamed-search",
                              "--stack", "renamed-ml-setup"])  # fmt: skip
     target, _ = smoke.resolve(args, boto3.Session(region_name=REGION))
