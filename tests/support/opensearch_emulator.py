@@ -497,7 +497,9 @@ ROUTES: list[tuple[str, str, str, str]] = [
     ("POST", "/{index}/_count", "indices:data/read/search", "_count"),
     ("GET", "/{index}/_count", "indices:data/read/search", "_count"),
     # Search pipelines: cluster permissions named by OpenSearch core's
-    # PutSearchPipelineAction / GetSearchPipelineAction / DeleteSearchPipelineAction.
+    # PutSearchPipelineAction.NAME and DeleteSearchPipelineAction.NAME (read, core class
+    # names only: core is not mirrored); the get name is the same family's, seen in
+    # permission lists, its class not read.
     ("PUT", "/_search/pipeline/{pid}", "cluster:admin/search/pipeline/put", "_pipeline_put"),
     ("GET", "/_search/pipeline/{pid}", "cluster:admin/search/pipeline/get", "_pipeline_get"),
     ("DELETE", "/_search/pipeline/{pid}", "cluster:admin/search/pipeline/delete",
@@ -2518,7 +2520,9 @@ class OpenSearchEmulator:
         return Outcome(200, {"acknowledged": True})
 
     def _pipeline_get(self, r: Request, pid: str) -> Outcome:
-        # RestGetSearchPipelineAction answers 404 with an empty object for a missing id.
+        # Inferred, not read: a missing id answers 404 with an empty object
+        # (RestGetSearchPipelineAction replies through RestStatusToXContentListener; the
+        # response's status() for an empty result was not read). Our code only PUTs/DELETEs.
         if pid not in self.pipelines:
             return Outcome(404, {})
         return Outcome(200, {pid: self.pipelines[pid]})
