@@ -44,8 +44,11 @@ setup-dev: $(VENV)/.dev-installed node_modules/.installed
 synth: setup
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(CDK) synth $(CDK_FLAGS) --quiet
 
+# Two workers (pytest-xdist): CI machines have 2 cores, and the suite is CPU-bound
+# (synth, real-E5 model tests). TEST_WORKERS=0 runs it in one process.
+TEST_WORKERS ?= 2
 test: setup-dev
-	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) -m pytest
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) -m pytest -n $(TEST_WORKERS)
 
 lint: setup-dev
 	$(VENV)/bin/ruff check .
