@@ -17,9 +17,9 @@ from hypothesis import strategies as st
 from stacks import ingest_capacity as cap
 from stacks.embedding_endpoint import WORST_REQUEST_SECONDS, request_token_budget
 from stacks.instance_types import (
+    _SIZES,
     ENDPOINT_CPU_FAMILIES,
     ENDPOINT_GPU_FAMILIES,
-    _SIZES,
     is_known_endpoint_instance,
 )
 
@@ -140,7 +140,7 @@ def test_batch_is_in_the_settings_range_and_inside_the_request_budget(env: tuple
 
 @given(environments())
 def test_pools_hold_the_loader_and_the_queue_stays_inside_60_s(env: tuple) -> None:
-    instance_type, low, high, nodes = env
+    instance_type, _low, high, nodes = env
     result = cap.derive(*env)
     assert 2 <= result.max_connection <= cap.MAX_CONNECTION_CAP
     assert 1 <= result.loader_concurrency <= cap.LOADER_CONCURRENCY_CAP
