@@ -1049,6 +1049,7 @@ class OpenSearchEmulator:
         ):
             raise ApiError(400, "illegal_argument_exception", "Missing region or service_name")
         cid = _new_id()
+        body = _with_parsed_client_config(body)  # issue 12 capacity section below
         # ML Commons keeps the version as a string (the GET response's schema says so).
         self.connectors[cid] = {
             **body,
@@ -1100,7 +1101,7 @@ class OpenSearchEmulator:
                 f"models first: [{', '.join(deployed)}]",  # Arrays.toString, as at :210-214
             )
         self._check_pass_role(r.principal, r.body or {})
-        update = dict(r.body or {})
+        update = _with_parsed_client_config(dict(r.body or {}))  # replaced whole if given
         if "version" in update:
             update["version"] = str(update["version"])
         self._check_trusted_urls({**self.connectors[cid], **update})
@@ -1705,6 +1706,7 @@ class OpenSearchEmulator:
                 f"Failed to parse value [{knn}] for setting [index.knn]",
             )
         flat = {k: str(v).lower() if isinstance(v, bool) else str(v) for k, v in flat.items()}
+        _check_plugin_index_settings(flat)  # issue 12 capacity section below
         flat.setdefault("index.number_of_shards", "1")
         flat.setdefault("index.number_of_replicas", "1")
         properties = dict((body.get("mappings") or {}).get("properties") or {})
@@ -2012,6 +2014,7 @@ class OpenSearchEmulator:
                 "illegal_argument_exception",
                 f"Can't update non dynamic settings [{static}] for open indices [[{index}]]",
             )
+        _check_plugin_index_settings(flat)  # issue 12 capacity section below
         for key, value in flat.items():
             state.settings[key] = str(value).lower() if isinstance(value, bool) else str(value)
         return Outcome(200, {"acknowledged": True})
@@ -2638,6 +2641,92 @@ def _json_patch(document: Any, op: dict[str, Any]) -> Any:
 
 
 # ----------------------------------------------------------------------------- HTTP
+
+
+# -- issue 12, capacity-aware settings: what the server checks in client_config and in
+# index.neural_search.semantic_ingest_batch_size (stacks/ingest_capacity.py sets both).
+#
+# client_config: ml-commons 3.7.0.0 common/src/main/java/org/opensearch/ml/common/
+# connector/ConnectorClientConfig.java:162-218 (parse, reached from
+# transport/connector/MLCreateConnectorInput.java:219-220 for create and update) starts
+# every field at its default (:41-48), reads the known fields and skips any other
+# (:202-204); it validates no range. retry_backoff_policy goes through
+# RetryBackoffPolicy.java:15-21 (case-insensitive enum name, else "Unsupported retry
+# backoff policy"); the integers through XContentParser.intValue (core, class name
+# only: JSON numbers, and numeric strings by coercion). GET shows the parsed object,
+# every field included (toXContent :127-155, the policy in lower case :149). An update
+# that carries client_config replaces it whole (HttpConnector.java:371-372).
+
+CLIENT_CONFIG_DEFAULTS: dict[str, Any] = {  # ConnectorClientConfig.java:41-48
+    "max_connection": 30,
+    "connection_timeout": 30,
+    "read_timeout": 30,
+    "retry_backoff_millis": 200,
+    "retry_timeout_seconds": 30,
+    "max_retry_times": 0,
+    "retry_backoff_policy": "constant",
+    "skip_ssl_verification": False,
+}
+RETRY_BACKOFF_POLICIES = ("constant", "exponential_equal_jitter", "exponential_full_jitter")
+
+
+def _parse_client_config(raw: Any) -> dict[str, Any]:
+    if not isinstance(raw, dict):
+        # ensureExpectedToken(START_OBJECT) at ConnectorClientConfig.java:172.
+        reason = "Failed to parse object: expecting token of type [START_OBJECT]"
+        raise ApiError(400, "parsing_exception", reason)
+    parsed = dict(CLIENT_CONFIG_DEFAULTS)
+    for key, value in raw.items():
+        if key not in CLIENT_CONFIG_DEFAULTS:
+            continue  # skipChildren
+        if key == "retry_backoff_policy":
+            policy = str(value).lower()
+            if policy not in RETRY_BACKOFF_POLICIES:
+                raise ApiError(400, "illegal_argument_exception",
+                               "Unsupported retry backoff policy")  # fmt: skip
+            parsed[key] = policy
+        elif key == "skip_ssl_verification":
+            if not isinstance(value, bool):
+                raise ApiError(400, "illegal_argument_exception",
+                               f"Failed to parse [{key}]: not a boolean")  # fmt: skip
+            parsed[key] = value
+        else:
+            integral = isinstance(value, int) and not isinstance(value, bool)
+            if not integral and not (isinstance(value, str) and re.fullmatch(r"-?[0-9]+", value)):
+                raise ApiError(400, "illegal_argument_exception",
+                               f"Failed to parse [{key}]: {value!r} is not an integer")  # fmt: skip
+            parsed[key] = int(value)
+    return parsed
+
+
+def _with_parsed_client_config(body: dict[str, Any]) -> dict[str, Any]:
+    if "client_config" not in body:
+        return body
+    return {**body, "client_config": _parse_client_config(body["client_config"])}
+
+
+# index.neural_search.semantic_ingest_batch_size: neural-search 3.7.0.0 src/main/java/org/
+# opensearch/neuralsearch/settings/NeuralSearchSettings.java:63-70, Setting.intSetting(key,
+# 10, 1, 100, IndexScope, Dynamic), registered at plugin/NeuralSearch.java:364 (so PUT
+# _settings may change it on an open index). The messages are core Setting.parseInt's
+# (class name only): "Failed to parse value [v] for setting [k] must be >= 1" / "<= 100".
+# The system ingest pipeline that reads it (SemanticFieldProcessorFactory.java:115-120) is
+# cached per index and dropped when the index's metadata changes (core IngestService,
+# SystemIngestPipelineCache; class names only), so an update applies to the next bulk.
+SEMANTIC_INGEST_BATCH_SIZE = "index.neural_search.semantic_ingest_batch_size"
+
+
+def _check_plugin_index_settings(flat: dict[str, Any]) -> None:
+    if SEMANTIC_INGEST_BATCH_SIZE not in flat:
+        return
+    value = str(flat[SEMANTIC_INGEST_BATCH_SIZE])
+    reason = f"Failed to parse value [{value}] for setting [{SEMANTIC_INGEST_BATCH_SIZE}]"
+    if not re.fullmatch(r"[+-]?[0-9]+", value):
+        raise ApiError(400, "illegal_argument_exception", reason)
+    if int(value) < 1:
+        raise ApiError(400, "illegal_argument_exception", reason + " must be >= 1")
+    if int(value) > 100:
+        raise ApiError(400, "illegal_argument_exception", reason + " must be <= 100")
 
 
 class _Handler(BaseHTTPRequestHandler):
