@@ -30,8 +30,8 @@ node count. The chain:
    node; AwsConnectorExecutor.java:216-251 one client per executor;
    MLHttpClientFactory.java:66-70 ``maxConcurrency(maxConnections)``), and
    predictions are spread round robin over those nodes (MLTaskDispatcher.java:
-   93-100; remote models run on data nodes by default, MLCommonsSettings.java:
-   311-318). So max_connection = ceil(slots(max instances) / data nodes) + 1: the
+   93-100, the default policy at MLCommonsSettings.java:32-38; remote models run
+   on data nodes by default, :311-318). So max_connection = ceil(slots(max instances) / data nodes) + 1: the
    pool lets a fully scaled-out endpoint be used, and the one extra connection
    per node absorbs round robin's unevenness so a search's predict does not wait
    behind a full pool, where it would fail after the AWS SDK's 10 s acquire
