@@ -31,11 +31,12 @@ node count. The chain:
    MLHttpClientFactory.java:66-70 ``maxConcurrency(maxConnections)``), and
    predictions are spread round robin over those nodes (MLTaskDispatcher.java:
    93-100, the default policy at MLCommonsSettings.java:32-38; remote models run
-   on data nodes by default, :311-318). So max_connection = ceil(slots(max instances) / data nodes) + 1: the
-   pool lets a fully scaled-out endpoint be used, and the one extra connection
-   per node absorbs round robin's unevenness so a search's predict does not wait
-   behind a full pool, where it would fail after the AWS SDK's 10 s acquire
-   timeout (ML Commons 3.7 sets none; ml-commons #4717) with an opaque 500.
+   on data nodes by default, :311-318). So max_connection =
+   ceil(slots(max instances) / data nodes) + 1: the pools let a fully scaled-out
+   endpoint be used, and the one extra connection per node absorbs round robin's
+   unevenness so a search's predict does not wait behind a full pool, where it
+   would fail after the AWS SDK's 10 s acquire timeout (ML Commons 3.7 sets
+   none; ml-commons #4717) with an opaque 500.
 4. Semantic batch: the most passages of one sub-batch (one predict) such that
    the model server never refuses it. Every passage is truncated to the 512-token
    window (prefix and special tokens included) before the token budget is
