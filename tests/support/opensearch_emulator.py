@@ -2435,10 +2435,13 @@ class OpenSearchEmulator:
             writes.append((position, json.loads(json.dumps(source))))
         size = int(state.settings.get("index.neural_search.semantic_ingest_batch_size", "10"))
         fields = self._semantic_fields(state)
+        # issue 12 capacity section: the sub-batches' predicts hold pool connections at once.
+        pooled = self._pool_acquire(fields, math.ceil(len(writes) / size))
         for start in range(0, len(writes), size):
             batch = writes[start : start + size]
             embedded = [(p, s) for p, s in batch if any(isinstance(s.get(n), str) for n in fields)]
-            failure = self._bulk_embed(r.principal, fields, embedded, items)
+            failure = self._bulk_embed(r.principal, fields, embedded, items) if (
+                pooled.take()) else pooled.refusal  # fmt: skip
             for position, source in batch:
                 if failure is not None and any(p == position for p, _ in embedded):
                     fail(position, *failure)
@@ -2450,9 +2453,83 @@ class OpenSearchEmulator:
                 results[position] = {
                     action: {**body, "status": 201 if result == "created" else 200}
                 }
+        pooled.release()
         errors = any("error" in next(iter(item.values())) for item in results if item)
         took = int((time.perf_counter() - started) * 1000)
         return Outcome(200, {"took": took, "errors": errors, "items": results})
+
+    # -- issue 12 capacity section: the connector's connection pool (opt-in)
+    #
+    # ml-commons 3.7.0.0: each data node holding the remote model has its own HTTP client
+    # for the connector with client_config.max_connection connections
+    # (ml-algorithms/.../remote/RemoteModel.java:148, AwsConnectorExecutor.java:216-251,
+    # common/.../httpclient/MLHttpClientFactory.java:66-70; default 30 when the connector
+    # has no client_config, AbstractConnectorExecutor.java:34-40); predicts go round robin
+    # to the nodes (plugin/.../task/MLTaskDispatcher.java:93-100). No acquire timeout is
+    # set (MLHttpClientFactory.java:66-73), so the AWS SDK's default (10 s; ml-commons
+    # issue #4717) applies, and a request that gets no connection in time fails without
+    # an HTTP status: 500 "Error communicating with remote model: " + the SDK's message
+    # (MLSdkAsyncHttpResponseHandler.java:101-107). neural-search starts all sub-batch
+    # predicts of a bulk request at once (core AbstractBatchingProcessor.batchExecute,
+    # class name only), so they hold connections together for the endpoint's time.
+    #
+    # Knobs: ``emulate_connection_pool`` (off by default), ``endpoint_seconds`` (how long
+    # each predict holds its connection), ``pool_acquire_timeout`` (the SDK's 10 s),
+    # ``data_nodes``. Counters: ``pool_refusals``, ``pool_peak`` (connections in use).
+
+    emulate_connection_pool = False
+    endpoint_seconds = 0.0
+    pool_acquire_timeout = 10.0
+    data_nodes = 1
+    ACQUIRE_REFUSAL = (
+        "Error communicating with remote model: Acquire operation took longer than the "
+        "configured maximum time. This indicates that a request cannot get a connection "
+        "from the pool within the specified maximum time. This can be due to high request rate."
+    )
+
+    def _pool_acquire(self, fields: dict[str, dict[str, Any]], predicts: int) -> _Pooled:
+        if not self.emulate_connection_pool or not fields or predicts == 0:
+            return _Pooled(None, predicts, [])
+        model = self.models.get(next(iter(fields.values())).get("model_id", "")) or {}
+        connector_id = str(model.get("connector_id", ""))
+        size = int(
+            (self.connectors.get(connector_id, {}).get("client_config") or {}).get(
+                "max_connection", CLIENT_CONFIG_DEFAULTS["max_connection"]
+            )
+        )
+        with self.lock:
+            pools = self.__dict__.setdefault("_pools", {})
+            for node in range(self.data_nodes):
+                pools.setdefault((connector_id, node), threading.BoundedSemaphore(size))
+            self.__dict__.setdefault("_pool_next", itertools.count())
+        held: list[threading.BoundedSemaphore] = []
+        granted = 0
+        # The emulator serves one request at a time under its lock; the remote calls of a
+        # real cluster do not hold anything of the cluster's, so other requests run meanwhile.
+        levels = 0
+        while True:
+            try:
+                self.lock.release()
+            except RuntimeError:  # no longer held by this thread
+                break
+            levels += 1
+        try:
+            for _ in range(predicts):
+                node = next(self.__dict__["_pool_next"]) % self.data_nodes
+                pool = self.__dict__["_pools"][(connector_id, node)]
+                if pool.acquire(timeout=self.pool_acquire_timeout):
+                    held.append(pool)
+                    granted += 1
+            with self.lock:
+                self.pool_in_use = getattr(self, "pool_in_use", 0) + granted
+                self.pool_peak = max(getattr(self, "pool_peak", 0), self.pool_in_use)
+                self.pool_refusals = getattr(self, "pool_refusals", 0) + predicts - granted
+            if held and self.endpoint_seconds:
+                time.sleep(self.endpoint_seconds)  # the predicts run in parallel at the endpoint
+        finally:
+            for _ in range(levels):
+                self.lock.acquire()
+        return _Pooled(self, granted, held)
 
     def _bulk_embed(
         self,
@@ -2727,6 +2804,32 @@ def _check_plugin_index_settings(flat: dict[str, Any]) -> None:
         raise ApiError(400, "illegal_argument_exception", reason + " must be >= 1")
     if int(value) > 100:
         raise ApiError(400, "illegal_argument_exception", reason + " must be <= 100")
+
+
+class _Pooled:
+    """Connections one bulk request's predicts got (issue 12 capacity section)."""
+
+    refusal = (500, "status_exception", OpenSearchEmulator.ACQUIRE_REFUSAL)
+
+    def __init__(
+        self, owner: OpenSearchEmulator | None, granted: int, held: list[threading.Semaphore]
+    ) -> None:
+        self.owner, self.granted, self.held = owner, granted, held
+
+    def take(self) -> bool:
+        """True while this bulk still has a connection for its next sub-batch's predict."""
+        if self.owner is None:
+            return True
+        self.granted -= 1
+        return self.granted >= 0
+
+    def release(self) -> None:
+        for pool in self.held:
+            pool.release()
+        if self.owner is not None:
+            with self.owner.lock:
+                self.owner.pool_in_use -= len(self.held)
+        self.held = []
 
 
 class _Handler(BaseHTTPRequestHandler):

@@ -8,6 +8,7 @@ without the outputs the defaults are the default configuration's figures.
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 
@@ -103,3 +104,35 @@ def test_by_default_each_bulk_request_is_one_endpoint_invocation(
     assert len(bulks) == summary["bulk_requests"] == math.ceil(100 / 12)
     assert domain.bulk_predict_calls - predicts == len(bulks)
     assert summary["endpoint_invocations_estimate"] == len(bulks)
+
+
+def test_the_sized_pace_fits_the_connection_pool_and_the_old_default_overfills_it(
+    deployed: Deployed, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """dev's figures: pool 9 per node, batch 12, loader 4 x 12. The old default (4 bulk
+    requests of 100 documents, i.e. 4 x 9 concurrent predicts) waits for connections
+    past the SDK's acquire timeout and gets ML Commons' 500 (ml-commons #2487)."""
+    domain = deployed.domain
+    with domain.lock:
+        domain.indices[CONCRETE_INDEX].settings[
+            "index.neural_search.semantic_ingest_batch_size"
+        ] = "12"
+        for connector in domain.connectors.values():
+            connector["client_config"] = {"max_connection": 9}
+    domain.emulate_connection_pool = True
+    domain.endpoint_seconds = 0.3  # each predict holds its connection this long
+    domain.pool_acquire_timeout = 0.1  # the SDK's 10 s, scaled like the endpoint time
+    sized = write_jsonl(tmp_path / "sized.jsonl", 96)
+    code, summary = ingest(deployed, tmp_path, capsys, str(sized), "--semantic-batch-size", "12",
+                           "--concurrency", "4", "--max-attempts", "1")  # fmt: skip
+    assert code == 0, summary
+    assert summary["indexed"] == 96 and domain.pool_refusals == 0
+    assert domain.pool_peak <= 4  # one connection per bulk request, 4 in flight
+
+    old = write_jsonl(tmp_path / "old.jsonl", 400, start=1000)
+    code, summary = ingest(deployed, tmp_path, capsys, str(old), "--semantic-batch-size", "12",
+                           "--concurrency", "4", "--batch-size", "100", "--max-attempts", "1",
+                           "--resume")  # fmt: skip
+    assert domain.pool_refusals > 0 and summary["failed"] > 0, (summary, domain.pool_peak)
+    letters = [json.loads(line) for line in (tmp_path / "dead.jsonl").read_text().splitlines()]
+    assert all("Acquire operation took longer" in e["reason"] for e in letters), letters[:1]
