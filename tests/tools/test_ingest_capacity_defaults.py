@@ -16,7 +16,7 @@ import boto3
 import pytest
 
 from stacks.config import EnvironmentConfig
-from stacks.ingest_capacity import derive
+from stacks.ingest_capacity import READ_TIMEOUT_SECONDS, derive
 from tests.tools.conftest import CONCRETE_INDEX, Deployed
 from tests.tools.moto_stacks import CLIENT_ARN, MASTER_ARN, REGION, deploy_outputs, mocked_aws
 from tests.tools.test_ingest import BULK, ingest, write_jsonl
@@ -48,6 +48,12 @@ def test_without_outputs_the_default_configurations_figures_apply() -> None:
         config.data_node_count,
     )
     assert capacity.loader_concurrency == cli.DEFAULT_CONCURRENCY
+
+
+def test_the_loaders_request_timeout_outlasts_ml_commons_wait_for_the_endpoint() -> None:
+    """Pool wait (the SDK's 10 s acquire timeout) plus read_timeout, then the answer."""
+    args = cli.parse_args(["--endpoint", "e", "--index", "documents", "x.jsonl"])
+    assert args.timeout > 10 + READ_TIMEOUT_SECONDS
 
 
 def test_a_small_semantic_batch_lowers_the_smallest_bulk_too() -> None:
