@@ -142,3 +142,25 @@ def test_the_sized_pace_fits_the_connection_pool_and_the_old_default_overfills_i
     assert domain.pool_refusals > 0 and summary["failed"] > 0, (summary, domain.pool_peak)
     letters = [json.loads(line) for line in (tmp_path / "dead.jsonl").read_text().splitlines()]
     assert all("Acquire operation took longer" in e["reason"] for e in letters), letters[:1]
+
+
+def test_a_full_connection_pool_slows_the_loader_down_and_nothing_is_lost(
+    deployed: Deployed, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """ML Commons' pool-exhaustion 500 is back-pressure: the pace halves, retries succeed."""
+    domain = deployed.domain
+    with domain.lock:
+        domain.indices[CONCRETE_INDEX].settings[
+            "index.neural_search.semantic_ingest_batch_size"
+        ] = "12"
+        for connector in domain.connectors.values():
+            connector["client_config"] = {"max_connection": 9}
+    domain.emulate_connection_pool = True
+    domain.endpoint_seconds = 0.2
+    domain.pool_acquire_timeout = 0.05
+    source = write_jsonl(tmp_path / "docs.jsonl", 400)
+    code, summary = ingest(deployed, tmp_path, capsys, str(source), "--semantic-batch-size", "12",
+                           "--concurrency", "4", "--batch-size", "100")  # fmt: skip
+    assert domain.pool_refusals > 0
+    assert summary["throttled_answers"] > 0, summary
+    assert code == 0 and summary["indexed"] == 400, summary
