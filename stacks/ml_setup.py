@@ -13,7 +13,6 @@ those two deploy in parallel.
 
 from __future__ import annotations
 
-import math
 from decimal import Decimal
 from pathlib import Path
 
@@ -26,6 +25,8 @@ from constructs import Construct
 
 from stacks.config import EnvironmentConfig
 from stacks.embedding_endpoint import EmbeddingEndpointStack
+from stacks.ingest_capacity import IngestCapacity
+from stacks.ingest_capacity import derive as derive_capacity
 from stacks.lambda_bundling import python_asset
 from stacks.log_retention import encrypted_log_group, retention_days
 from stacks.nag import acknowledge
@@ -67,15 +68,21 @@ def embedding_identity(config: EnvironmentConfig) -> dict[str, object]:
 
 
 SERVICE_TIMEOUT = cdk.Duration.minutes(55)
-# Concurrent predict calls one endpoint instance serves well (2 vCPU CPU
-# instance, MMS workers); beyond that requests only queue and time out.
-CALLS_PER_ENDPOINT_INSTANCE = 4
+
+
+def ingest_capacity(config: EnvironmentConfig) -> IngestCapacity:
+    """Connector pool, timeouts, semantic batch and loader pace (stacks/ingest_capacity.py)."""
+    return derive_capacity(
+        config.endpoint_instance_type,
+        config.endpoint_min_capacity,
+        config.endpoint_max_capacity,
+        config.data_node_count,
+    )
 
 
 def connections_per_node(config: EnvironmentConfig) -> int:
     """``client_config.max_connection`` is per data node: split the endpoint's capacity."""
-    total = CALLS_PER_ENDPOINT_INSTANCE * config.endpoint_max_capacity
-    return max(2, math.ceil(total / config.data_node_count))
+    return ingest_capacity(config).max_connection
 
 
 def setup_role_name(config: EnvironmentConfig) -> str:
@@ -213,6 +220,7 @@ class MlSetupStack(cdk.Stack):
                 "ManageSearchPipelines": True,
             },
         )
+        capacity = ingest_capacity(config)
         connector = resource(
             "Connector",
             "Custom::MlConnector",
@@ -225,13 +233,14 @@ class MlSetupStack(cdk.Stack):
                 "EndpointRegion": endpoint.region,
                 "UrlSuffix": cdk.Aws.URL_SUFFIX,
                 "ConnectorRoleArn": domain.connector_role.role_arn,
-                "MaxConnections": connections_per_node(config),
-                "ConnectionTimeoutSeconds": 10,
-                "ReadTimeoutSeconds": 60,
-                "MaxRetryTimes": 5,
-                "RetryBackoffMillis": 200,
-                "RetryTimeoutSeconds": 60,
-                "RetryBackoffPolicy": "exponential_full_jitter",
+                # Sized to the endpoint (stacks/ingest_capacity.py, docs/ingest-capacity.md).
+                "MaxConnections": capacity.max_connection,
+                "ConnectionTimeoutSeconds": capacity.connection_timeout,
+                "ReadTimeoutSeconds": capacity.read_timeout,
+                "MaxRetryTimes": capacity.max_retry_times,
+                "RetryBackoffMillis": capacity.retry_backoff_millis,
+                "RetryTimeoutSeconds": capacity.retry_timeout_seconds,
+                "RetryBackoffPolicy": capacity.retry_backoff_policy,
             },
         )
         connector.node.add_dependency(mapping)
@@ -268,6 +277,8 @@ class MlSetupStack(cdk.Stack):
                 ),
                 "MigrationBudgetSeconds": MIGRATION_BUDGET_SECONDS,
                 "EnvironmentName": config.name,
+                # A dynamic index setting: a change is applied in place.
+                "SemanticIngestBatchSize": capacity.semantic_ingest_batch_size,
             },
         )
         # Weights by sub-query position: the README's hybrid query puts the
@@ -313,6 +324,20 @@ class MlSetupStack(cdk.Stack):
             "IndexName",
             value=self.index_name,
             description="The concrete index behind IndexAlias (changes when the index is replaced)",
+        )
+        # python -m tools.ingest reads both as its defaults (docs/ingest-capacity.md).
+        cdk.CfnOutput(
+            self,
+            "SemanticIngestBatchSize",
+            value=str(capacity.semantic_ingest_batch_size),
+            description="index.neural_search.semantic_ingest_batch_size: documents per predict",
+        )
+        cdk.CfnOutput(
+            self,
+            "IngestConcurrency",
+            value=str(capacity.loader_concurrency),
+            description="Bulk requests in flight the guaranteed endpoint capacity serves "
+            "without queueing past one request per worker",
         )
 
     def _arn_of(self, function: Construct) -> str:

@@ -10,6 +10,10 @@ new name, so CloudFormation creates the new index before deleting the old one
   dimension and space type are unchanged by construction (they are in the
   name), so they stay searchable.
 * ``NumberOfReplicas``: a dynamic index setting.
+* ``SemanticIngestBatchSize``: ``index.neural_search.semantic_ingest_batch_size``,
+  documents per inference request of the semantic field at ingest; a dynamic
+  index setting (neural-search 3.7.0.0 NeuralSearchSettings.java:63-70,
+  ``Property.Dynamic``, 1-100, default 10). Absent: the index keeps what it has.
 * ``RetainOnDelete``: read at delete time only.
 
 ``index.knn`` is static (set at creation) and always true.
@@ -62,6 +66,7 @@ class Spec:
     docs_per_second: float = 0.0
     budget_seconds: float = 0.0
     environment: str = "NAME"
+    ingest_batch_size: int | None = None
 
     @classmethod
     def parse(cls, props: Props) -> Spec:
@@ -92,6 +97,11 @@ class Spec:
             ),
             environment=props.string(
                 "EnvironmentName", default="NAME", pattern=r"[a-z][a-z0-9]{1,9}", what="an env name"
+            ),
+            ingest_batch_size=(
+                props.integer("SemanticIngestBatchSize", lo=1, hi=100)
+                if props.has("SemanticIngestBatchSize")
+                else None
             ),
         )
 
@@ -142,16 +152,21 @@ def _get_index(client: OpenSearchClient, name: str) -> dict | None:
     return response.body.get(name)
 
 
+# index.neural_search.semantic_ingest_batch_size, as the nested settings body spells it.
+BATCH_SETTING_GROUP, BATCH_SETTING_NAME = "neural_search", "semantic_ingest_batch_size"
+
+
 def index_body(spec: Spec, meta: dict[str, Any] | None = None) -> dict[str, Any]:
     """The creation body of the index ``spec`` names (also handed to tools.migrate in a plan)."""
+    settings: dict[str, Any] = {
+        "knn": True,
+        "number_of_shards": spec.shards,
+        "number_of_replicas": spec.replicas,
+    }
+    if spec.ingest_batch_size is not None:
+        settings[BATCH_SETTING_GROUP] = {BATCH_SETTING_NAME: spec.ingest_batch_size}
     body: dict[str, Any] = {
-        "settings": {
-            "index": {
-                "knn": True,
-                "number_of_shards": spec.shards,
-                "number_of_replicas": spec.replicas,
-            }
-        },
+        "settings": {"index": settings},
         "mappings": {"properties": {spec.field: spec.field_mapping()}},
     }
     if meta:
@@ -191,6 +206,29 @@ def _converge(client: OpenSearchClient, spec: Spec, name: str, index: dict) -> N
             "PUT",
             f"/{name}/_settings",
             body={"index": {"number_of_replicas": spec.replicas}},
+        )
+    _converge_batch_size(client, spec, name, settings)
+
+
+def _converge_batch_size(
+    client: OpenSearchClient, spec: Spec, name: str, settings: dict[str, Any]
+) -> None:
+    """A dynamic setting: updated in place, never a new index (no re-embedding).
+
+    GET returns the setting only if it was set (as a string); unset, neural-search
+    uses its default of 10, which is what the comparison assumes.
+    """
+    if spec.ingest_batch_size is None:
+        return
+    group = settings.get(BATCH_SETTING_GROUP)
+    current = group.get(BATCH_SETTING_NAME) if isinstance(group, dict) else None
+    if str(current if current is not None else 10) != str(spec.ingest_batch_size):
+        LOG.info("index %s: semantic_ingest_batch_size %s -> %s", name, current,
+                 spec.ingest_batch_size)  # fmt: skip
+        client.request(
+            "PUT",
+            f"/{name}/_settings",
+            body={"index": {BATCH_SETTING_GROUP: {BATCH_SETTING_NAME: spec.ingest_batch_size}}},
         )
 
 

@@ -61,12 +61,13 @@ def base_properties(endpoint: str) -> dict[str, dict[str, Any]]:
             "EndpointRegion": REGION,
             "UrlSuffix": "amazonaws.com",
             "ConnectorRoleArn": CONNECTOR_ROLE,
-            "MaxConnections": 8,
+            # dev's figures from stacks/ingest_capacity.py (test_stack checks the template).
+            "MaxConnections": 9,
             "ConnectionTimeoutSeconds": 10,
-            "ReadTimeoutSeconds": 60,
+            "ReadTimeoutSeconds": 70,
             "MaxRetryTimes": 5,
             "RetryBackoffMillis": 200,
-            "RetryTimeoutSeconds": 60,
+            "RetryTimeoutSeconds": 30,
             "RetryBackoffPolicy": "exponential_full_jitter",
         },
         "Custom::MlModel": {
@@ -95,6 +96,7 @@ def base_properties(endpoint: str) -> dict[str, dict[str, Any]]:
             "ReindexDocsPerSecond": 2,
             "MigrationBudgetSeconds": 2100,
             "EnvironmentName": "dev",
+            "SemanticIngestBatchSize": 12,
         },
     }
 

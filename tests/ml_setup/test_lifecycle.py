@@ -81,14 +81,16 @@ def test_create_builds_the_connector_model_and_index_as_designed(
     assert action["request_body"] == (
         '{ "texts": ${parameters.texts}, "content_type": "${parameters.content_type}" }'
     )
+    # As ML Commons stores it: every field, the ones we do not set at their defaults.
     assert connector["client_config"] == {
-        "max_connection": 8,
+        "max_connection": 9,
         "connection_timeout": 10,
-        "read_timeout": 60,
+        "read_timeout": 70,
         "max_retry_times": 5,
         "retry_backoff_millis": 200,
-        "retry_timeout_seconds": 60,
+        "retry_timeout_seconds": 30,
         "retry_backoff_policy": "exponential_full_jitter",
+        "skip_ssl_verification": False,
     }
 
     ((model_id, model),) = emulator.models.items()

@@ -74,7 +74,8 @@ def test_properties_are_wired_from_config_and_the_other_stacks(
     # The endpoint's name comes from the endpoint resource, so the connector waits for it.
     assert "Fn::ImportValue" in json.dumps(connector["Properties"]["EndpointName"])
     assert "ConnectorRole" in json.dumps(connector["Properties"]["ConnectorRoleArn"])
-    assert connector["Properties"]["MaxConnections"] == 8  # 4 x max capacity 2 / 1 data node
+    # stacks/ingest_capacity.py: 2 x 2 workers (ml.m5.large) x max capacity 2 / 1 node, + 1.
+    assert connector["Properties"]["MaxConnections"] == 9
     assert model["Properties"]["ConnectorId"] == {"Fn::GetAtt": [connector_id, "ConnectorId"]}
     assert model["Properties"]["IsAsymmetric"] is True
     assert model["Properties"]["QueryPrefix"] == "query: "
@@ -232,3 +233,24 @@ def test_the_hybrid_pipeline_resource_has_exactly_the_tested_properties(
         "DomainEndpoint", "Region", "Name", "Description", "Normalization", "Combination",
         "Weights",
     }  # fmt: skip
+
+
+def test_capacity_figures_reach_the_connector_the_index_and_the_outputs(
+    envs: dict[str, Synthesized],
+) -> None:
+    """dev: ml.m5.large x 1-2, 1 data node; prod: ml.c6i.xlarge x 2-6, 3 data nodes.
+
+    Hand-computed (docs/ingest-capacity.md): dev pool 2 x 2 x 2 / 1 + 1 = 9, batch 12,
+    loader 2 x 2 x 1 = 4; prod pool 2 x 4 x 6 / 3 + 1 = 17, batch 15, loader 2 x 4 x 2 = 16.
+    """
+    for env, (pool, batch, loader) in {"dev": (9, 12, 4), "prod": (17, 15, 16)}.items():
+        template = ml_template(envs[env])
+        connector = custom(template, "Custom::MlConnector")[1]["Properties"]
+        index = custom(template, "Custom::SemanticIndex")[1]["Properties"]
+        assert connector["MaxConnections"] == pool
+        assert (connector["ConnectionTimeoutSeconds"], connector["ReadTimeoutSeconds"]) == (10, 70)
+        assert (connector["MaxRetryTimes"], connector["RetryTimeoutSeconds"]) == (5, 30)
+        assert index["SemanticIngestBatchSize"] == batch
+        outputs = template["Outputs"]
+        assert outputs["SemanticIngestBatchSize"]["Value"] == str(batch)
+        assert outputs["IngestConcurrency"]["Value"] == str(loader)

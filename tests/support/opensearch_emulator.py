@@ -1049,6 +1049,7 @@ class OpenSearchEmulator:
         ):
             raise ApiError(400, "illegal_argument_exception", "Missing region or service_name")
         cid = _new_id()
+        body = _with_parsed_client_config(body)  # issue 12 capacity section below
         # ML Commons keeps the version as a string (the GET response's schema says so).
         self.connectors[cid] = {
             **body,
@@ -1100,7 +1101,7 @@ class OpenSearchEmulator:
                 f"models first: [{', '.join(deployed)}]",  # Arrays.toString, as at :210-214
             )
         self._check_pass_role(r.principal, r.body or {})
-        update = dict(r.body or {})
+        update = _with_parsed_client_config(dict(r.body or {}))  # replaced whole if given
         if "version" in update:
             update["version"] = str(update["version"])
         self._check_trusted_urls({**self.connectors[cid], **update})
@@ -1705,6 +1706,7 @@ class OpenSearchEmulator:
                 f"Failed to parse value [{knn}] for setting [index.knn]",
             )
         flat = {k: str(v).lower() if isinstance(v, bool) else str(v) for k, v in flat.items()}
+        _check_plugin_index_settings(flat)  # issue 12 capacity section below
         flat.setdefault("index.number_of_shards", "1")
         flat.setdefault("index.number_of_replicas", "1")
         properties = dict((body.get("mappings") or {}).get("properties") or {})
@@ -2012,6 +2014,7 @@ class OpenSearchEmulator:
                 "illegal_argument_exception",
                 f"Can't update non dynamic settings [{static}] for open indices [[{index}]]",
             )
+        _check_plugin_index_settings(flat)  # issue 12 capacity section below
         for key, value in flat.items():
             state.settings[key] = str(value).lower() if isinstance(value, bool) else str(value)
         return Outcome(200, {"acknowledged": True})
@@ -2432,10 +2435,13 @@ class OpenSearchEmulator:
             writes.append((position, json.loads(json.dumps(source))))
         size = int(state.settings.get("index.neural_search.semantic_ingest_batch_size", "10"))
         fields = self._semantic_fields(state)
+        # issue 12 capacity section: the sub-batches' predicts hold pool connections at once.
+        pooled = self._pool_acquire(fields, math.ceil(len(writes) / size))
         for start in range(0, len(writes), size):
             batch = writes[start : start + size]
             embedded = [(p, s) for p, s in batch if any(isinstance(s.get(n), str) for n in fields)]
-            failure = self._bulk_embed(r.principal, fields, embedded, items)
+            failure = self._bulk_embed(r.principal, fields, embedded, items) if (
+                pooled.take()) else pooled.refusal  # fmt: skip
             for position, source in batch:
                 if failure is not None and any(p == position for p, _ in embedded):
                     fail(position, *failure)
@@ -2447,9 +2453,83 @@ class OpenSearchEmulator:
                 results[position] = {
                     action: {**body, "status": 201 if result == "created" else 200}
                 }
+        pooled.release()
         errors = any("error" in next(iter(item.values())) for item in results if item)
         took = int((time.perf_counter() - started) * 1000)
         return Outcome(200, {"took": took, "errors": errors, "items": results})
+
+    # -- issue 12 capacity section: the connector's connection pool (opt-in)
+    #
+    # ml-commons 3.7.0.0: each data node holding the remote model has its own HTTP client
+    # for the connector with client_config.max_connection connections
+    # (ml-algorithms/.../remote/RemoteModel.java:148, AwsConnectorExecutor.java:216-251,
+    # common/.../httpclient/MLHttpClientFactory.java:66-70; default 30 when the connector
+    # has no client_config, AbstractConnectorExecutor.java:34-40); predicts go round robin
+    # to the nodes (plugin/.../task/MLTaskDispatcher.java:93-100). No acquire timeout is
+    # set (MLHttpClientFactory.java:66-73), so the AWS SDK's default (10 s; ml-commons
+    # issue #4717) applies, and a request that gets no connection in time fails without
+    # an HTTP status: 500 "Error communicating with remote model: " + the SDK's message
+    # (MLSdkAsyncHttpResponseHandler.java:101-107). neural-search starts all sub-batch
+    # predicts of a bulk request at once (core AbstractBatchingProcessor.batchExecute,
+    # class name only), so they hold connections together for the endpoint's time.
+    #
+    # Knobs: ``emulate_connection_pool`` (off by default), ``endpoint_seconds`` (how long
+    # each predict holds its connection), ``pool_acquire_timeout`` (the SDK's 10 s),
+    # ``data_nodes``. Counters: ``pool_refusals``, ``pool_peak`` (connections in use).
+
+    emulate_connection_pool = False
+    endpoint_seconds = 0.0
+    pool_acquire_timeout = 10.0
+    data_nodes = 1
+    ACQUIRE_REFUSAL = (
+        "Error communicating with remote model: Acquire operation took longer than the "
+        "configured maximum time. This indicates that a request cannot get a connection "
+        "from the pool within the specified maximum time. This can be due to high request rate."
+    )
+
+    def _pool_acquire(self, fields: dict[str, dict[str, Any]], predicts: int) -> _Pooled:
+        if not self.emulate_connection_pool or not fields or predicts == 0:
+            return _Pooled(None, predicts, [])
+        model = self.models.get(next(iter(fields.values())).get("model_id", "")) or {}
+        connector_id = str(model.get("connector_id", ""))
+        size = int(
+            (self.connectors.get(connector_id, {}).get("client_config") or {}).get(
+                "max_connection", CLIENT_CONFIG_DEFAULTS["max_connection"]
+            )
+        )
+        with self.lock:
+            pools = self.__dict__.setdefault("_pools", {})
+            for node in range(self.data_nodes):
+                pools.setdefault((connector_id, node), threading.BoundedSemaphore(size))
+            self.__dict__.setdefault("_pool_next", itertools.count())
+        held: list[threading.BoundedSemaphore] = []
+        granted = 0
+        # The emulator serves one request at a time under its lock; the remote calls of a
+        # real cluster do not hold anything of the cluster's, so other requests run meanwhile.
+        levels = 0
+        while True:
+            try:
+                self.lock.release()
+            except RuntimeError:  # no longer held by this thread
+                break
+            levels += 1
+        try:
+            for _ in range(predicts):
+                node = next(self.__dict__["_pool_next"]) % self.data_nodes
+                pool = self.__dict__["_pools"][(connector_id, node)]
+                if pool.acquire(timeout=self.pool_acquire_timeout):
+                    held.append(pool)
+                    granted += 1
+            with self.lock:
+                self.pool_in_use = getattr(self, "pool_in_use", 0) + granted
+                self.pool_peak = max(getattr(self, "pool_peak", 0), self.pool_in_use)
+                self.pool_refusals = getattr(self, "pool_refusals", 0) + predicts - granted
+            if held and self.endpoint_seconds:
+                time.sleep(self.endpoint_seconds)  # the predicts run in parallel at the endpoint
+        finally:
+            for _ in range(levels):
+                self.lock.acquire()
+        return _Pooled(self, granted, held)
 
     def _bulk_embed(
         self,
@@ -2638,6 +2718,118 @@ def _json_patch(document: Any, op: dict[str, Any]) -> Any:
 
 
 # ----------------------------------------------------------------------------- HTTP
+
+
+# -- issue 12, capacity-aware settings: what the server checks in client_config and in
+# index.neural_search.semantic_ingest_batch_size (stacks/ingest_capacity.py sets both).
+#
+# client_config: ml-commons 3.7.0.0 common/src/main/java/org/opensearch/ml/common/
+# connector/ConnectorClientConfig.java:162-218 (parse, reached from
+# transport/connector/MLCreateConnectorInput.java:219-220 for create and update) starts
+# every field at its default (:41-48), reads the known fields and skips any other
+# (:202-204); it validates no range. retry_backoff_policy goes through
+# RetryBackoffPolicy.java:15-21 (case-insensitive enum name, else "Unsupported retry
+# backoff policy"); the integers through XContentParser.intValue (core, class name
+# only: JSON numbers, and numeric strings by coercion). GET shows the parsed object,
+# every field included (toXContent :127-155, the policy in lower case :149). An update
+# that carries client_config replaces it whole (HttpConnector.java:371-372).
+
+CLIENT_CONFIG_DEFAULTS: dict[str, Any] = {  # ConnectorClientConfig.java:41-48
+    "max_connection": 30,
+    "connection_timeout": 30,
+    "read_timeout": 30,
+    "retry_backoff_millis": 200,
+    "retry_timeout_seconds": 30,
+    "max_retry_times": 0,
+    "retry_backoff_policy": "constant",
+    "skip_ssl_verification": False,
+}
+RETRY_BACKOFF_POLICIES = ("constant", "exponential_equal_jitter", "exponential_full_jitter")
+
+
+def _parse_client_config(raw: Any) -> dict[str, Any]:
+    if not isinstance(raw, dict):
+        # ensureExpectedToken(START_OBJECT) at ConnectorClientConfig.java:172.
+        reason = "Failed to parse object: expecting token of type [START_OBJECT]"
+        raise ApiError(400, "parsing_exception", reason)
+    parsed = dict(CLIENT_CONFIG_DEFAULTS)
+    for key, value in raw.items():
+        if key not in CLIENT_CONFIG_DEFAULTS:
+            continue  # skipChildren
+        if key == "retry_backoff_policy":
+            policy = str(value).lower()
+            if policy not in RETRY_BACKOFF_POLICIES:
+                raise ApiError(400, "illegal_argument_exception",
+                               "Unsupported retry backoff policy")  # fmt: skip
+            parsed[key] = policy
+        elif key == "skip_ssl_verification":
+            if not isinstance(value, bool):
+                raise ApiError(400, "illegal_argument_exception",
+                               f"Failed to parse [{key}]: not a boolean")  # fmt: skip
+            parsed[key] = value
+        else:
+            integral = isinstance(value, int) and not isinstance(value, bool)
+            if not integral and not (isinstance(value, str) and re.fullmatch(r"-?[0-9]+", value)):
+                raise ApiError(400, "illegal_argument_exception",
+                               f"Failed to parse [{key}]: {value!r} is not an integer")  # fmt: skip
+            parsed[key] = int(value)
+    return parsed
+
+
+def _with_parsed_client_config(body: dict[str, Any]) -> dict[str, Any]:
+    if "client_config" not in body:
+        return body
+    return {**body, "client_config": _parse_client_config(body["client_config"])}
+
+
+# index.neural_search.semantic_ingest_batch_size: neural-search 3.7.0.0 src/main/java/org/
+# opensearch/neuralsearch/settings/NeuralSearchSettings.java:63-70, Setting.intSetting(key,
+# 10, 1, 100, IndexScope, Dynamic), registered at plugin/NeuralSearch.java:364 (so PUT
+# _settings may change it on an open index). The messages are core Setting.parseInt's
+# (class name only): "Failed to parse value [v] for setting [k] must be >= 1" / "<= 100".
+# The system ingest pipeline that reads it (SemanticFieldProcessorFactory.java:115-120) is
+# cached per index and dropped when the index's metadata changes (core IngestService,
+# SystemIngestPipelineCache; class names only), so an update applies to the next bulk.
+SEMANTIC_INGEST_BATCH_SIZE = "index.neural_search.semantic_ingest_batch_size"
+
+
+def _check_plugin_index_settings(flat: dict[str, Any]) -> None:
+    if SEMANTIC_INGEST_BATCH_SIZE not in flat:
+        return
+    value = str(flat[SEMANTIC_INGEST_BATCH_SIZE])
+    reason = f"Failed to parse value [{value}] for setting [{SEMANTIC_INGEST_BATCH_SIZE}]"
+    if not re.fullmatch(r"[+-]?[0-9]+", value):
+        raise ApiError(400, "illegal_argument_exception", reason)
+    if int(value) < 1:
+        raise ApiError(400, "illegal_argument_exception", reason + " must be >= 1")
+    if int(value) > 100:
+        raise ApiError(400, "illegal_argument_exception", reason + " must be <= 100")
+
+
+class _Pooled:
+    """Connections one bulk request's predicts got (issue 12 capacity section)."""
+
+    refusal = (500, "status_exception", OpenSearchEmulator.ACQUIRE_REFUSAL)
+
+    def __init__(
+        self, owner: OpenSearchEmulator | None, granted: int, held: list[threading.Semaphore]
+    ) -> None:
+        self.owner, self.granted, self.held = owner, granted, held
+
+    def take(self) -> bool:
+        """True while this bulk still has a connection for its next sub-batch's predict."""
+        if self.owner is None:
+            return True
+        self.granted -= 1
+        return self.granted >= 0
+
+    def release(self) -> None:
+        for pool in self.held:
+            pool.release()
+        if self.owner is not None:
+            with self.owner.lock:
+                self.owner.pool_in_use -= len(self.held)
+        self.held = []
 
 
 class _Handler(BaseHTTPRequestHandler):

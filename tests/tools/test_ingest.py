@@ -286,6 +286,13 @@ def test_resume_after_a_kill_loses_and_duplicates_nothing(deployed, tmp_path, ca
         time.sleep(0.01)
     process.kill()
     process.wait()
+    # The emulator may still be serving the killed process's last bulk request in a
+    # server thread: wait until the index stops changing before taking the snapshot.
+    settled, seen = time.monotonic(), len(indexed(deployed))
+    while time.monotonic() - settled < 0.5:
+        time.sleep(0.05)
+        if len(indexed(deployed)) != seen:
+            settled, seen = time.monotonic(), len(indexed(deployed))
     before = set(indexed(deployed))
     assert len(before) < len(ids), "the process finished before the kill: no test"
     assert not dead.exists()  # a killed run leaves only its .partial

@@ -33,11 +33,17 @@ from tools.smoke import DEFAULT_FIELD, SetupError, default_app_name, stack_outpu
 
 NAMESPACE = "E5Search/Ingest"
 DEFAULT_DEAD_LETTERS = "ingest-dead-letters.jsonl"
-# Default pace: 4 requests of up to 100 documents in flight. With the default
-# semantic_ingest_batch_size of 10 that is up to 40 concurrent endpoint
-# invocations at the start, halved at the first throttled answer.
+# Default pace (docs/ingest-capacity.md): bulk requests of one semantic sub-batch
+# each (output SemanticIngestBatchSize, the index's
+# index.neural_search.semantic_ingest_batch_size), so every request is one endpoint
+# invocation, and as many in flight as the endpoint's guaranteed capacity serves
+# with at most one request waiting per model-server worker (output IngestConcurrency,
+# stacks/ingest_capacity.py). Without those outputs: the figures of the default
+# configuration (1 x ml.m5.large: 2 workers x 2 = 4) and neural-search's default 10.
 DEFAULT_CONCURRENCY = 4
-DEFAULT_BATCH = 100
+DEFAULT_SEMANTIC_BATCH = 10
+# The smallest bulk request the pace shrinks to on throttling (never above the batch).
+DEFAULT_MIN_BATCH = 10
 
 
 @dataclass
@@ -48,6 +54,8 @@ class Target:
     region: str
     client_role_arn: str | None
     semantic_batch_size: int
+    # Output IngestConcurrency of the ML setup stack, if deployed with it.
+    concurrency: int | None = None
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -114,12 +122,23 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--resume", action="store_true", help="skip ids already indexed and retry the dead letters"
     )
     parser.add_argument(
-        "--concurrency", type=int, default=DEFAULT_CONCURRENCY, help="most bulk requests in flight"
+        "--concurrency",
+        type=int,
+        help="most bulk requests in flight (default: output IngestConcurrency, sized to the "
+        f"endpoint, or {DEFAULT_CONCURRENCY})",
     )
     parser.add_argument(
-        "--batch-size", type=int, default=DEFAULT_BATCH, help="most documents per bulk request"
+        "--batch-size",
+        type=int,
+        help="most documents per bulk request (default: the semantic batch size, one endpoint "
+        "invocation per request)",
     )
-    parser.add_argument("--min-batch-size", type=int, default=10)
+    parser.add_argument(
+        "--min-batch-size",
+        type=int,
+        help=f"smallest bulk request when throttled (default {DEFAULT_MIN_BATCH}, at most the "
+        "batch size)",
+    )
     parser.add_argument(
         "--semantic-batch-size",
         type=int,
@@ -143,9 +162,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     if not args.env and not args.stack and not (args.endpoint and args.index):
         parser.error("give --env (or --stack), or both --endpoint and --index")
     for name in ("concurrency", "batch_size", "min_batch_size", "max_attempts"):
-        if getattr(args, name) < 1:
+        if getattr(args, name) is not None and getattr(args, name) < 1:
             parser.error(f"--{name.replace('_', '-')} must be at least 1")
-    if args.min_batch_size > args.batch_size:
+    if args.min_batch_size and args.batch_size and args.min_batch_size > args.batch_size:
         parser.error("--min-batch-size must not exceed --batch-size")
     if args.semantic_batch_size is not None and not 1 <= args.semantic_batch_size <= 100:
         parser.error("--semantic-batch-size must be 1-100 (the index setting's range)")
@@ -182,14 +201,15 @@ def resolve(args: argparse.Namespace, session: boto3.Session) -> tuple[Target, A
     if not endpoint or not index:
         missing = "DomainEndpoint" if not endpoint else "IndexAlias"
         raise SetupError(f"output {missing} not found (is the ML setup stack deployed?)")
-    batch = args.semantic_batch_size or int(outputs.get("SemanticIngestBatchSize") or 10)
+    batch = args.semantic_batch_size or _positive(outputs, "SemanticIngestBatchSize")
     target = Target(
         endpoint=endpoint,
         index=index,
         field=args.field or outputs.get("SemanticField") or DEFAULT_FIELD,
         region=region,
         client_role_arn=outputs.get("SearchClientRoleArn"),
-        semantic_batch_size=batch,
+        semantic_batch_size=batch or DEFAULT_SEMANTIC_BATCH,
+        concurrency=_positive(outputs, "IngestConcurrency"),
     )
     if target.client_role_arn:
         return target, assumed_role_credentials(
@@ -199,6 +219,33 @@ def resolve(args: argparse.Namespace, session: boto3.Session) -> tuple[Target, A
     if credentials is None:
         raise SetupError("no AWS credentials found (environment, profile or role)")
     return target, credentials
+
+
+def _positive(outputs: dict[str, str], name: str) -> int | None:
+    """A positive integer stack output, or None when the stack has no such output."""
+    value = outputs.get(name)
+    if value is None:
+        return None
+    if not value.isdigit() or int(value) < 1:
+        raise SetupError(f"output {name} is {value!r}; expected a positive integer")
+    return int(value)
+
+
+@dataclass(frozen=True)
+class PaceDefaults:
+    concurrency: int
+    batch: int
+    min_batch: int
+
+
+def pace_defaults(args: argparse.Namespace, target: Target) -> PaceDefaults:
+    """Flags first, then the stack's capacity outputs, then the default configuration's."""
+    batch = args.batch_size or target.semantic_batch_size
+    min_batch = args.min_batch_size or min(DEFAULT_MIN_BATCH, batch)
+    if min_batch > batch:
+        raise SetupError(f"--min-batch-size {min_batch} exceeds the batch size {batch}")
+    return PaceDefaults(args.concurrency or target.concurrency or DEFAULT_CONCURRENCY, batch,
+                        min_batch)  # fmt: skip
 
 
 def _records(
@@ -325,6 +372,7 @@ def main(
     try:
         session = session_factory()
         target, credentials = resolve(args, session)
+        defaults = pace_defaults(args, target)
         formats = [format_of(path, args.format) for path in args.files]
         totals = [count_records(p, f) for p, f in zip(args.files, formats, strict=True)]
     except (SetupError, InputError, ValueError, BotoCoreError, ClientError) as error:
@@ -337,12 +385,12 @@ def main(
         target.region,
         credentials,
         timeout=args.timeout,
-        pool_maxsize=max(args.concurrency, 1) + 1,
+        pool_maxsize=defaults.concurrency + 1,
     )
     pace = Pace(
-        max_concurrency=args.concurrency,
-        max_batch=args.batch_size,
-        min_batch=args.min_batch_size,
+        max_concurrency=defaults.concurrency,
+        max_batch=defaults.batch,
+        min_batch=defaults.min_batch,
         backoff=Backoff(
             args.backoff_base,
             args.backoff_cap,

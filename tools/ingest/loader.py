@@ -52,6 +52,10 @@ SLOW_DOWN = frozenset({429, 502, 503, 504, 424})
 # Retried too, without slowing down: ML Commons' 500 when the remote call failed with
 # no status ("Error communicating with remote model", MLSdkAsyncHttpResponseHandler.java:101-106).
 RETRY = SLOW_DOWN | {500}
+# ...except when that 500 says the connector's connection pool was full (the AWS SDK's
+# message, relayed by ML Commons as above; ml-commons #2487, #4629): too many predicts
+# in flight, so slow down too (docs/ingest-capacity.md).
+POOL_EXHAUSTED = "Acquire operation took longer than the configured maximum time"
 NOT_SENT_TO_ENDPOINT = frozenset({"es_rejected_execution_exception"})
 
 
@@ -264,7 +268,7 @@ class Loader:
             doc.ambiguous = False
             reason = f"{status} {error_type}: {why}"
             if status in RETRY:
-                slow = slow or status in SLOW_DOWN
+                slow = slow or status in SLOW_DOWN or POOL_EXHAUSTED in why
                 self._retry_later(doc, reason, self.pace.backoff.delay(doc.attempts))
             else:
                 self._give_up(doc, reason)
