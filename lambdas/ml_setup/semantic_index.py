@@ -10,6 +10,13 @@ new name, so CloudFormation creates the new index before deleting the old one
   dimension and space type are unchanged by construction (they are in the
   name), so they stay searchable.
 * ``NumberOfReplicas``: a dynamic index setting.
+* ``DefaultSearchPipeline``: ``index.search.default_pipeline``, a dynamic core
+  setting (OpenSearch core IndexSettings.DEFAULT_SEARCH_PIPELINE; neural-search
+  3.7.0.0 changes it on a live index in its own tests,
+  src/test/java/org/opensearch/neuralsearch/grpc/HybridQueryGrpcIT.java:477, 496),
+  set at creation and updated in place. Absent: the setting is removed, so the
+  config owns it. The template passes the pipeline resource's attribute, so the
+  pipeline exists before the index names it and outlives it on delete.
 * ``RetainOnDelete``: read at delete time only.
 
 ``index.knn`` is static (set at creation) and always true.
@@ -26,6 +33,7 @@ alias until a new index takes it.
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 from dataclasses import dataclass
@@ -34,7 +42,7 @@ from typing import Any
 from . import common, reembed
 from .common import Ctx, Outcome, SetupError, best_effort
 from .opensearch_client import OpenSearchClient, OpenSearchError
-from .properties import FIELD_NAME, INDEX_NAME, Props
+from .properties import FIELD_NAME, INDEX_NAME, PropertyError, Props
 
 LOG = logging.getLogger(__name__)
 
@@ -53,7 +61,9 @@ class Spec:
     shards: int
     replicas: int
     raw_field_type: str
-    chunking: bool
+    # False (off), True (the server's default chunker) or the algorithm steps
+    # as the semantic field's ``chunking`` parameter takes them.
+    chunking: bool | list[dict[str, Any]]
     retain_on_delete: bool
     # What makes two vectors comparable (endpoint model id and revision,
     # prefixes, pooling, normalisation, dimension, space type): part of the
@@ -62,6 +72,7 @@ class Spec:
     docs_per_second: float = 0.0
     budget_seconds: float = 0.0
     environment: str = "NAME"
+    default_search_pipeline: str | None = None
 
     @classmethod
     def parse(cls, props: Props) -> Spec:
@@ -81,7 +92,7 @@ class Spec:
             raw_field_type=props.choice(
                 "RawFieldType", ("text", "match_only_text"), default="text"
             ),
-            chunking=props.boolean("Chunking", default=False),
+            chunking=_chunking(props),
             retain_on_delete=props.boolean("RetainOnDelete", default=False),
             identity=props.mapping("EmbeddingIdentity") if props.has("EmbeddingIdentity") else None,
             docs_per_second=float(
@@ -92,6 +103,11 @@ class Spec:
             ),
             environment=props.string(
                 "EnvironmentName", default="NAME", pattern=r"[a-z][a-z0-9]{1,9}", what="an env name"
+            ),
+            default_search_pipeline=(
+                props.string("DefaultSearchPipeline", pattern=PIPELINE, what="a pipeline name")
+                if props.has("DefaultSearchPipeline")
+                else None
             ),
         )
 
@@ -116,8 +132,46 @@ class Spec:
         if self.raw_field_type != "text":
             mapping["raw_field_type"] = self.raw_field_type
         if self.chunking:
-            mapping["chunking"] = True
+            mapping["chunking"] = self.chunking
         return mapping
+
+
+# A search pipeline name as Custom::HybridSearchPipeline makes them (search_pipeline.py).
+PIPELINE = r"[a-z0-9][a-z0-9_\-]{0,127}"
+CHUNKING_STEP_KEYS = {"algorithm", "parameters"}
+
+
+def _chunking(props: Props) -> bool | list[dict[str, Any]]:
+    """``Chunking``: a boolean, or the steps as a JSON list (a string keeps numbers numbers).
+
+    CloudFormation turns every leaf of a nested property into a string
+    (``384`` -> ``"384"``), so the stack sends the steps JSON-encoded. Only the
+    shape is checked here; the values were validated at synth (stacks/config.py)
+    and the server validates them again when the index is created.
+    """
+    raw = props.raw("Chunking")
+    if isinstance(raw, str) and raw.strip().startswith("["):
+        try:
+            steps = json.loads(raw)
+        except ValueError:
+            steps = None
+        if (
+            isinstance(steps, list)
+            and steps
+            and all(
+                isinstance(s, dict)
+                and set(s) <= CHUNKING_STEP_KEYS
+                and isinstance(s.get("algorithm"), str)
+                and isinstance(s.get("parameters", {}), dict)
+                for s in steps
+            )
+        ):
+            return steps
+        raise PropertyError(
+            f"{RESOURCE_TYPE} property Chunking: {raw[:60]!r}; expected true, false or a JSON "
+            'list of {"algorithm": ..., "parameters": {...}} steps'
+        )
+    return props.boolean("Chunking", default=False)
 
 
 def _check_model(client: OpenSearchClient, model_id: str, spec: Spec) -> None:
@@ -154,6 +208,8 @@ def index_body(spec: Spec, meta: dict[str, Any] | None = None) -> dict[str, Any]
         },
         "mappings": {"properties": {spec.field: spec.field_mapping()}},
     }
+    if spec.default_search_pipeline:
+        body["settings"]["index"]["search"] = {"default_pipeline": spec.default_search_pipeline}
     if meta:
         body["mappings"]["_meta"] = meta
     return body
@@ -192,6 +248,29 @@ def _converge(client: OpenSearchClient, spec: Spec, name: str, index: dict) -> N
             f"/{name}/_settings",
             body={"index": {"number_of_replicas": spec.replicas}},
         )
+    _converge_default_pipeline(client, spec, name, settings)
+
+
+def _converge_default_pipeline(
+    client: OpenSearchClient, spec: Spec, name: str, settings: dict[str, Any]
+) -> None:
+    """``index.search.default_pipeline`` to the configured pipeline, or removed (null).
+
+    A null value resets a dynamic setting to its default (core
+    MetadataUpdateSettingsService; "_none", no pipeline, for this one).
+    """
+    current = (settings.get("search") or {}).get("default_pipeline")
+    if current in (None, "_none") and spec.default_search_pipeline is None:
+        return
+    if current == spec.default_search_pipeline:
+        return
+    LOG.info("index %s: default search pipeline %s -> %s", name, current,
+             spec.default_search_pipeline)  # fmt: skip
+    client.request(
+        "PUT",
+        f"/{name}/_settings",
+        body={"index": {"search.default_pipeline": spec.default_search_pipeline}},
+    )
 
 
 def _alias_holders(client: OpenSearchClient, alias: str) -> list[str]:
