@@ -1615,6 +1615,7 @@ class OpenSearchEmulator:
 
     def _semantic_info(self, field_name: str, spec: dict[str, Any], knn: bool) -> dict[str, Any]:
         """What neural-search derives from the model for ``<field>_semantic_info``."""
+        chunking = parse_chunking(spec.get("chunking"))  # the semantic chunking section
         model_id = spec.get("model_id")
         if not model_id:
             raise ApiError(
@@ -1648,16 +1649,15 @@ class OpenSearchEmulator:
                 "illegal_argument_exception",
                 f"index.knn must be true for the dense semantic field [{field_name}]",
             )
-        return {
-            "properties": {
-                "embedding": {
-                    "type": "knn_vector",
-                    "dimension": dimension,
-                    "method": {"name": "hnsw", "engine": "faiss", "space_type": space_type},
-                },
-                "model": {"properties": {"id": {"type": "keyword", "index": False}}},
-            }
+        embedding = {
+            "type": "knn_vector",
+            "dimension": dimension,
+            "method": {"name": "hnsw", "engine": "faiss", "space_type": space_type},
         }
+        model = {"properties": {"id": {"type": "keyword", "index": False}}}
+        if chunking is not None:
+            return chunked_layout(embedding, model)
+        return {"properties": {"embedding": embedding, "model": model}}
 
     @staticmethod
     def _flat_settings(settings: dict[str, Any]) -> dict[str, Any]:
@@ -1981,8 +1981,8 @@ class OpenSearchEmulator:
                     )
             info_name = old.get("semantic_info_field_name") or f"{name}_semantic_info"
             info = self._semantic_info(name, spec, knn)
-            old_vec = current[info_name]["properties"]["embedding"]
-            new_vec = info["properties"]["embedding"]
+            old_vec = _embedding_mapping(current[info_name])
+            new_vec = _embedding_mapping(info)
             for param in ("dimension",):
                 if old_vec[param] != new_vec[param]:
                     raise ApiError(
@@ -2013,6 +2013,9 @@ class OpenSearchEmulator:
                 f"Can't update non dynamic settings [{static}] for open indices [[{index}]]",
             )
         for key, value in flat.items():
+            if value is None:  # core: a null resets a dynamic setting to its default
+                state.settings.pop(key, None)
+                continue
             state.settings[key] = str(value).lower() if isinstance(value, bool) else str(value)
         return Outcome(200, {"acknowledged": True})
 
@@ -2038,9 +2041,7 @@ class OpenSearchEmulator:
         for name, spec in self._semantic_fields(state).items():
             if isinstance(source.get(name), str):
                 self.authorize_inference(principal, spec["model_id"])
-                (vector,) = self.embed(spec["model_id"], [source[name]], "passage")
-                info = spec.get("semantic_info_field_name") or f"{name}_semantic_info"
-                source[info] = {"embedding": vector, "model": {"id": spec["model_id"]}}
+                self._embed_semantic(name, spec, [source])
 
     @staticmethod
     def _check_write_block(index: str, state: IndexState) -> None:
@@ -2079,6 +2080,7 @@ class OpenSearchEmulator:
         query = body.get("query", {"match_all": {}})
         size = int(body.get("size", 10))
         docs = list(state.docs.items())
+        search_pipeline_of(self, r, index)  # a missing pipeline fails the search (see there)
         if isinstance(query, dict) and "neural" in query:
             ((name, spec),) = query["neural"].items()
             semantic = self._semantic_fields(state).get(name)
@@ -2092,10 +2094,14 @@ class OpenSearchEmulator:
             info = semantic.get("semantic_info_field_name") or f"{name}_semantic_info"
             scored = []
             for doc_id, source in docs:
-                vector = (source.get(info) or {}).get("embedding")
-                if vector:
-                    cosine = sum(a * b for a, b in zip(q, vector, strict=True))
-                    scored.append(((1 + cosine) / 2, doc_id, source))
+                # A chunked field: nested query, ScoreMode.Max (the best chunk scores the
+                # document; semantic chunking section). Unchunked: its one vector.
+                cosines = [
+                    sum(a * b for a, b in zip(q, vector, strict=True))
+                    for vector in semantic_vectors(source.get(info))
+                ]
+                if cosines:
+                    scored.append(((1 + max(cosines)) / 2, doc_id, source))
             scored.sort(key=lambda t: -t[0])
             k = int(spec.get("k", size))
             top = scored[: min(k, size)]
@@ -2473,15 +2479,34 @@ class OpenSearchEmulator:
         if status is not None:
             return status, "status_exception", self.REMOTE_FAILURES[status]
         for name, spec in fields.items():
-            texts = [(p, s) for p, s in batch if isinstance(s.get(name), str)]
+            sources = [s for _, s in batch if isinstance(s.get(name), str)]
             try:
-                vectors = self.embed(spec["model_id"], [s[name] for _, s in texts], "passage")
+                self._embed_semantic(name, spec, sources)
             except ApiError as error:
                 return error.status, error.error_type, error.reason
-            info = spec.get("semantic_info_field_name") or f"{name}_semantic_info"
-            for (_, source), vector in zip(texts, vectors, strict=True):
-                source[info] = {"embedding": vector, "model": {"id": spec["model_id"]}}
         return None
+
+    def _embed_semantic(
+        self, name: str, spec: dict[str, Any], sources: list[dict[str, Any]]
+    ) -> None:
+        """Embed ``name`` of each source (one predict) into ``<name>_semantic_info``.
+
+        Unchunked: one vector per document. Chunked: the field's chunkers split the
+        text and every chunk gets its own vector and its text (the semantic chunking
+        section below has the sources).
+        """
+        chunkers = parse_chunking(spec.get("chunking"))
+        info = spec.get("semantic_info_field_name") or f"{name}_semantic_info"
+        pieces = [chunk_text(s[name], chunkers) if chunkers else [s[name]] for s in sources]
+        flat = [text for texts in pieces for text in texts]
+        vectors = iter(self.embed(spec["model_id"], flat, "passage") if flat else [])
+        for source, texts in zip(sources, pieces, strict=True):
+            model = {"id": spec["model_id"]}
+            if chunkers is None:
+                source[info] = {"embedding": next(vectors), "model": model}
+            else:
+                chunks = [{"text": text, "embedding": next(vectors)} for text in texts]
+                source[info] = {"chunks": chunks, "model": model}
 
     def _ids_search(self, query: Any, docs: list[tuple[str, dict[str, Any]]]) -> list | None:
         """An ``ids`` query (core IdsQueryBuilder: ``{"ids": {"values": [...]}}``), or None.
@@ -2903,6 +2928,14 @@ def chunked_layout(embedding: dict[str, Any], model: dict[str, Any]) -> dict[str
             "model": model,
         }
     }
+
+
+def _embedding_mapping(info_mapping: dict[str, Any]) -> dict[str, Any]:
+    """The ``embedding`` mapping of a ``<field>_semantic_info``, chunked or not."""
+    properties = info_mapping["properties"]
+    if "chunks" in properties:
+        return properties["chunks"]["properties"]["embedding"]
+    return properties["embedding"]
 
 
 def semantic_vectors(info: Any) -> list[list[float]]:
