@@ -150,6 +150,8 @@ def _chunking(props: Props) -> bool | list[dict[str, Any]]:
     and the server validates them again when the index is created.
     """
     raw = props.raw("Chunking")
+    if isinstance(raw, list):  # not JSON-encoded: its numbers arrived as strings
+        raw = json.dumps(raw)
     if isinstance(raw, str) and raw.strip().startswith("["):
         try:
             steps = json.loads(raw)

@@ -40,7 +40,13 @@ security plugin):
   needs an existing model with a ``model_config`` and ``index.knn: true``;
   ``model_id``/``search_model_id`` are updatable, ``raw_field_type``,
   ``chunking`` and ``semantic_info_field_name`` are not, and a new model must
-  keep the field's vector dimension and space type.
+  keep the field's vector dimension and space type. ``chunking`` is checked as
+  neural-search's ChunkingConfig and chunkers do; a chunked field stores
+  ``<field>_semantic_info.chunks[] {text, embedding}`` and a ``neural`` query on
+  it answers documents scored by their best chunk (the semantic chunking section).
+  ``index.search.default_pipeline`` is the pipeline of a search without
+  ``?search_pipeline=``; a null in ``PUT _settings`` removes a setting (the default
+  search pipeline section).
 * Search/ingest for the smoke test: ``_predict``, indexing into the semantic
   field (embedded as ``passage``), ``neural`` queries (embedded as ``query``).
   Ingest and neural queries run ML Commons predict (and read the model) as the
