@@ -151,12 +151,12 @@ class EnvironmentConfig:
     # normalization processor skips every query that is not ``hybrid``
     # (neural-search 3.7.0.0 NormalizationProcessor.java:76-79, 127-134), so match,
     # neural and k-NN queries are answered exactly as without it, and the setting is
-    # dynamic, changed in place (README, Hybrid search).
+    # dynamic, changed in place (README, "Using it").
     hybrid_default_pipeline: bool = True
 
-    # Chunking of the semantic field (README, Chunking): False (off, the default),
-    # True (neural-search's default: fixed_token_length, 384 standard-tokenizer
-    # tokens, no overlap), or a tuple of algorithm steps as
+    # Chunking of the semantic field (README, "Chunking long documents"): False
+    # (off, the default), True (neural-search's default: fixed_token_length, 384
+    # standard-tokenizer tokens, no overlap), or a tuple of algorithm steps as
     # (algorithm, ((parameter, value), ...)), applied in order. Every chunk is one
     # more embedding per document, and a change replaces the index (re-embedding).
     chunking: bool | tuple[tuple[str, tuple[tuple[str, Any], ...]], ...] = False
