@@ -43,6 +43,7 @@ from . import common, reembed
 from .common import Ctx, Outcome, SetupError, best_effort
 from .opensearch_client import OpenSearchClient, OpenSearchError
 from .properties import FIELD_NAME, INDEX_NAME, PropertyError, Props
+from .search_pipeline import PIPELINE_NAME
 
 LOG = logging.getLogger(__name__)
 
@@ -105,7 +106,7 @@ class Spec:
                 "EnvironmentName", default="NAME", pattern=r"[a-z][a-z0-9]{1,9}", what="an env name"
             ),
             default_search_pipeline=(
-                props.string("DefaultSearchPipeline", pattern=PIPELINE, what="a pipeline name")
+                props.string("DefaultSearchPipeline", pattern=PIPELINE_NAME, what="a pipeline name")
                 if props.has("DefaultSearchPipeline")
                 else None
             ),
@@ -136,8 +137,6 @@ class Spec:
         return mapping
 
 
-# A search pipeline name as Custom::HybridSearchPipeline makes them (search_pipeline.py).
-PIPELINE = r"[a-z0-9][a-z0-9_\-]{0,127}"
 CHUNKING_STEP_KEYS = {"algorithm", "parameters"}
 
 
