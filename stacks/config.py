@@ -44,6 +44,23 @@ ENDPOINT_AMX_FAMILIES = ("ml.c7i.", "ml.m7i.", "ml.r7i.")
 # (lambdas/ml_setup/search_pipeline.py says why z_score and rrf are left out).
 HYBRID_NORMALIZATIONS = ("min_max", "l2")
 HYBRID_COMBINATIONS = ("arithmetic_mean", "geometric_mean", "harmonic_mean")
+# The semantic field's chunking algorithms and their parameters, as neural-search
+# 3.7.0.0 validates them at mapping time (paths under
+# src/main/java/org/opensearch/neuralsearch/): ChunkerValidatorFactory.java:16-23
+# (algorithms), FixedTokenLengthChunker.java:37-64 and :180-215, DelimiterChunker.java:27-30
+# and :102-105, FixedCharLengthChunker.java:29-40 and :129-149, Chunker.java:22-31 and
+# :80-96 (max_chunk_limit, every algorithm). The server ignores a parameter it does
+# not know; here an unknown one is a typo and refused.
+CHUNKING_WORD_TOKENIZERS = (
+    "standard", "letter", "lowercase", "whitespace", "uax_url_email", "classic", "thai",
+)  # fmt: skip
+CHUNKING_PARAMETERS: dict[str, tuple[str, ...]] = {
+    "fixed_token_length": ("token_limit", "overlap_rate", "tokenizer", "max_chunk_limit"),
+    "delimiter": ("delimiter", "max_chunk_limit"),
+    "fixed_char_length": ("char_limit", "overlap_rate", "max_chunk_limit"),
+}
+# Java int: what ChunkerParameterParser.parseInteger (NumberUtils.createInteger) reads.
+JAVA_INT_MAX = 2**31 - 1
 LOG_RETENTION_DAYS = ALLOWED_DAYS
 MASTER_COUNTS = (0, 3, 5)
 # Every pattern is applied with fullmatch (``re.match`` with ``$`` accepts a
@@ -129,6 +146,20 @@ class EnvironmentConfig:
     hybrid_normalization: str = "min_max"
     hybrid_combination: str = "arithmetic_mean"
     hybrid_semantic_weight: float = 0.7
+    # Make that pipeline the semantic index's default (index.search.default_pipeline),
+    # so a ``hybrid`` query needs no ``?search_pipeline=``. On by default: the
+    # normalization processor skips every query that is not ``hybrid``
+    # (neural-search 3.7.0.0 NormalizationProcessor.java:76-79, 127-134), so match,
+    # neural and k-NN queries are answered exactly as without it, and the setting is
+    # dynamic, changed in place (README, "Using it").
+    hybrid_default_pipeline: bool = True
+
+    # Chunking of the semantic field (README, "Chunking long documents"): False
+    # (off, the default), True (neural-search's default: fixed_token_length, 384
+    # standard-tokenizer tokens, no overlap), or a tuple of algorithm steps as
+    # (algorithm, ((parameter, value), ...)), applied in order. Every chunk is one
+    # more embedding per document, and a change replaces the index (re-embedding).
+    chunking: bool | tuple[tuple[str, tuple[tuple[str, Any], ...]], ...] = False
 
     # destroy: `cdk destroy` removes everything. retain: the domain, its data
     # and its logs survive a destroy (and a stack replacement).
@@ -176,6 +207,19 @@ class EnvironmentConfig:
     @property
     def endpoint_uses_gpu(self) -> bool:
         return is_gpu_endpoint_instance(self.endpoint_instance_type)
+
+    @property
+    def chunking_mapping(self) -> bool | list[dict[str, Any]]:
+        """``chunking`` as the semantic field's mapping parameter takes it."""
+        if isinstance(self.chunking, bool):
+            return self.chunking
+        steps: list[dict[str, Any]] = []
+        for algorithm, parameters in self.chunking:
+            step: dict[str, Any] = {"algorithm": algorithm}
+            if parameters:
+                step["parameters"] = dict(parameters)
+            steps.append(step)
+        return steps
 
     def alarm_enabled(self, alarm_id: str) -> bool:
         return self.alarms_enabled and alarm_id not in self.alarms_disabled
@@ -273,6 +317,71 @@ def _expect_weight(env: str, key: str, value: Any) -> float:
     return hundredths / 100
 
 
+def _expect_chunking(
+    env: str, key: str, value: Any
+) -> bool | tuple[tuple[str, tuple[tuple[str, Any], ...]], ...]:
+    """false, true or a non-empty list of {"algorithm", "parameters"} steps."""
+    allowed = (
+        "false, true, or a list of steps such as "
+        '[{"algorithm": "fixed_token_length", "parameters": {"token_limit": 384}}]'
+    )
+    if isinstance(value, bool):
+        return value
+    if not isinstance(value, list) or not value:
+        raise _fail(env, key, value, allowed)
+    steps = []
+    for position, step in enumerate(value):
+        where = f"{key}[{position}]"
+        if not isinstance(step, dict) or not set(step) <= {"algorithm", "parameters"}:
+            raise _fail(env, where, step, 'an object with "algorithm" and optional "parameters"')
+        algorithm = step.get("algorithm")
+        if algorithm not in CHUNKING_PARAMETERS:
+            raise _fail(env, f"{where}.algorithm", algorithm,
+                        "one of " + ", ".join(repr(a) for a in CHUNKING_PARAMETERS))  # fmt: skip
+        parameters = step.get("parameters", {})
+        if not isinstance(parameters, dict):
+            raise _fail(env, f"{where}.parameters", parameters, "an object")
+        checked = []
+        for name, given in parameters.items():
+            if name not in CHUNKING_PARAMETERS[algorithm]:
+                raise ConfigError(
+                    f"cdk.json environments.{env}.{where}.parameters: unknown parameter "
+                    f"{name!r} for {algorithm}; expected "
+                    + ", ".join(CHUNKING_PARAMETERS[algorithm])
+                )
+            checked.append((name, _chunking_parameter(env, f"{where}.parameters.{name}", given)))
+        steps.append((algorithm, tuple(checked)))
+    return tuple(steps)
+
+
+def _chunking_parameter(env: str, where: str, value: Any) -> Any:
+    """One parameter, with the bounds the server's validators apply (see CHUNKING_PARAMETERS)."""
+    name = where.rsplit(".", 1)[1]
+    if name in ("token_limit", "char_limit"):
+        # ChunkerParameterParser.parsePositiveInteger: a positive Java int.
+        return _int(1, JAVA_INT_MAX)(env, where, value)
+    if name == "max_chunk_limit":
+        # Chunker.validateMaxChunkLimit: positive, or -1 for no limit.
+        if type(value) is not int or not (1 <= value <= JAVA_INT_MAX or value == -1):
+            raise _fail(env, where, value, "a positive integer, or -1 for no limit")
+        return value
+    if name == "overlap_rate":
+        # validateOverlapRate: from 0 to 0.5, both included.
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, (int, float))
+            or not (0 <= value <= 0.5)
+        ):
+            raise _fail(env, where, value, "a number from 0 to 0.5")
+        return value
+    if name == "tokenizer":
+        return _choice(CHUNKING_WORD_TOKENIZERS)(env, where, value)
+    # delimiter: ChunkerParameterParser.parseString, a non-empty string.
+    if not isinstance(value, str) or not value:
+        raise _fail(env, where, value, "a non-empty string")
+    return value
+
+
 def _expect_alarm_ids(env: str, key: str, value: Any) -> tuple[str, ...]:
     if not isinstance(value, list):
         raise _fail(env, key, value, "a list of alarm names (README, Alarms)")
@@ -352,6 +461,8 @@ _RULES: dict[str, Rule] = {
     "hybrid_normalization": _choice(HYBRID_NORMALIZATIONS),
     "hybrid_combination": _choice(HYBRID_COMBINATIONS),
     "hybrid_semantic_weight": _expect_weight,
+    "hybrid_default_pipeline": _bool,
+    "chunking": _expect_chunking,
     "removal_policy": _choice(REMOVAL_POLICIES),
     "protected": _bool,
     "alarms_enabled": _bool,

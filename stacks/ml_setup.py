@@ -13,6 +13,7 @@ those two deploy in parallel.
 
 from __future__ import annotations
 
+import json
 from decimal import Decimal
 from pathlib import Path
 
@@ -259,6 +260,33 @@ class MlSetupStack(cdk.Stack):
         if "e5" in config.model_id.lower():
             model_props["ModelFamily"] = "e5"
         model = resource("Model", "Custom::MlModel", model_props)
+        # Weights by sub-query position: the README's hybrid query puts the
+        # lexical match first and the neural clause second.
+        semantic = Decimal(str(config.hybrid_semantic_weight))
+        pipeline = resource(
+            "HybridSearchPipeline",
+            "Custom::HybridSearchPipeline",
+            {
+                "Name": f"{index_base}-hybrid",
+                "Description": f"{config.prefix}: hybrid search (match first, neural second)",
+                "Normalization": config.hybrid_normalization,
+                "Combination": config.hybrid_combination,
+                "Weights": [str(1 - semantic), str(semantic)],
+            },
+        )
+        # The setup role may manage search pipelines once the mapping exists.
+        pipeline.node.add_dependency(mapping)
+        # Optional index properties, passed only when set so an environment that
+        # sets neither keeps the template (and the index name) it had.
+        index_options: dict[str, object] = {}
+        if config.chunking:
+            # JSON-encoded: CloudFormation would turn the numbers into strings.
+            index_options["Chunking"] = json.dumps(config.chunking_mapping, sort_keys=True)
+        if config.hybrid_default_pipeline:
+            # The attribute, not the name: the index waits for the pipeline (an
+            # index must never name a pipeline that does not exist yet) and is
+            # deleted before it.
+            index_options["DefaultSearchPipeline"] = pipeline.get_att_string("PipelineName")
         index = resource(
             "SemanticIndex",
             "Custom::SemanticIndex",
@@ -279,24 +307,9 @@ class MlSetupStack(cdk.Stack):
                 "EnvironmentName": config.name,
                 # A dynamic index setting: a change is applied in place.
                 "SemanticIngestBatchSize": capacity.semantic_ingest_batch_size,
+                **index_options,
             },
         )
-        # Weights by sub-query position: the README's hybrid query puts the
-        # lexical match first and the neural clause second.
-        semantic = Decimal(str(config.hybrid_semantic_weight))
-        pipeline = resource(
-            "HybridSearchPipeline",
-            "Custom::HybridSearchPipeline",
-            {
-                "Name": f"{index_base}-hybrid",
-                "Description": f"{config.prefix}: hybrid search (match first, neural second)",
-                "Normalization": config.hybrid_normalization,
-                "Combination": config.hybrid_combination,
-                "Weights": [str(1 - semantic), str(semantic)],
-            },
-        )
-        # The setup role may manage search pipelines once the mapping exists.
-        pipeline.node.add_dependency(mapping)
         self.search_pipeline = pipeline.get_att_string("PipelineName")
         self.connector_id = connector.get_att_string("ConnectorId")
         self.model_id = model.get_att_string("ModelId")

@@ -287,8 +287,8 @@ class Migration:
                 or {}).get("hits", {}).get("hits", [])  # fmt: skip
         for hit in hits:
             info = (hit.get("_source") or {}).get(f"{plan['field']}_semantic_info") or {}
-            vector, used = info.get("embedding"), (info.get("model") or {}).get("id")
-            if not isinstance(vector, list) or len(vector) != plan["dimension"]:
+            vectors, used = _stored_vectors(info), (info.get("model") or {}).get("id")
+            if not vectors or any(len(v) != plan["dimension"] for v in vectors):
                 raise MigrationFailed(f"document {hit.get('_id')} has no new vector after the copy")
             if used != plan["model_id"]:
                 raise MigrationFailed(f"document {hit.get('_id')} was embedded by model {used}")
@@ -374,3 +374,18 @@ def main(
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+def _stored_vectors(info: dict[str, Any]) -> list[list[Any]]:
+    """The vectors of a ``<field>_semantic_info``: one, or one per chunk of a chunked field.
+
+    neural-search 3.7.0.0 processor/dto/SemanticFieldInfo.java:88-128 (the layout the
+    ML setup's own verification reads too, lambdas/ml_setup/reembed.stored_vectors).
+    """
+    if "chunks" in info:
+        chunks = info.get("chunks")
+        vectors = [c.get("embedding") for c in chunks or [] if isinstance(c, dict)]
+        ok = isinstance(chunks, list) and chunks and len(vectors) == len(chunks)
+        return vectors if ok and all(isinstance(v, list) for v in vectors) else []
+    vector = info.get("embedding")
+    return [vector] if isinstance(vector, list) else []

@@ -13,7 +13,9 @@ below catches one of those, in the order a request travels:
 3. prefix path     ``_predict`` of one sentence as query and as passage gives two
                    vectors of the configured dimension that differ;
 4. neural search   a document with a unique id, indexed into the semantic
-                   index, is the top hit of a ``neural`` query it answers;
+                   index, is the top hit of a ``neural`` query it answers (on a
+                   chunked field too: the hits are documents, scored by their
+                   best chunk, so nothing here reads the stored layout);
 5. hybrid search   the same document is the top hit of the README's ``hybrid``
                    query (``match`` + ``neural``) through the deployed search
                    pipeline (when the stack names one: ``HybridSearchPipelineName``);

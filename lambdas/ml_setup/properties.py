@@ -44,6 +44,10 @@ class Props:
         """Present at all, even as an empty string (an empty prefix is a choice)."""
         return key in self._raw
 
+    def raw(self, key: str) -> Any:
+        """The value as CloudFormation sent it (None if absent), for a getter's own parsing."""
+        return self._raw.get(key)
+
     def has(self, key: str) -> bool:
         value = self._raw.get(key)
         return value is not None and value != ""

@@ -160,10 +160,27 @@ def verify(
     hits = (response.body or {}).get("hits", {}).get("hits", [])
     for hit in hits:
         info = (hit.get("_source") or {}).get(f"{field}_semantic_info") or {}
-        vector = info.get("embedding")
+        vectors = stored_vectors(info)
         used = (info.get("model") or {}).get("id")
-        if not isinstance(vector, list) or len(vector) != dimension or used != model_id:
+        if not vectors or any(len(v) != dimension for v in vectors) or used != model_id:
             raise SetupError(
                 f"document {hit.get('_id')} in {dest} has no {dimension}-d vector from model "
                 f"{model_id} after the copy"
             )
+
+
+def stored_vectors(info: dict[str, Any]) -> list[list[Any]]:
+    """Every vector of a ``<field>_semantic_info``, in either layout neural-search writes.
+
+    Unchunked: ``{"embedding": [...]}``; chunked: ``{"chunks": [{"text", "embedding"}]}``
+    (neural-search 3.7.0.0 processor/dto/SemanticFieldInfo.java:88-128). A chunked
+    document without a chunk, or a chunk without a vector, gives an empty list.
+    """
+    if "chunks" in info:
+        chunks = info.get("chunks")
+        if not isinstance(chunks, list) or not chunks:
+            return []
+        vectors = [c.get("embedding") if isinstance(c, dict) else None for c in chunks]
+        return vectors if all(isinstance(v, list) for v in vectors) else []  # type: ignore[return-value]
+    vector = info.get("embedding")
+    return [vector] if isinstance(vector, list) else []

@@ -14,6 +14,13 @@ new name, so CloudFormation creates the new index before deleting the old one
   documents per inference request of the semantic field at ingest; a dynamic
   index setting (neural-search 3.7.0.0 NeuralSearchSettings.java:63-70,
   ``Property.Dynamic``, 1-100, default 10). Absent: the index keeps what it has.
+* ``DefaultSearchPipeline``: ``index.search.default_pipeline``, a dynamic core
+  setting (OpenSearch core IndexSettings.DEFAULT_SEARCH_PIPELINE; neural-search
+  3.7.0.0 changes it on a live index in its own tests,
+  src/test/java/org/opensearch/neuralsearch/grpc/HybridQueryGrpcIT.java:477, 496),
+  set at creation and updated in place. Absent: the setting is removed, so the
+  config owns it. The template passes the pipeline resource's attribute, so the
+  pipeline exists before the index names it and outlives it on delete.
 * ``RetainOnDelete``: read at delete time only.
 
 ``index.knn`` is static (set at creation) and always true.
@@ -30,6 +37,7 @@ alias until a new index takes it.
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 from dataclasses import dataclass
@@ -38,7 +46,8 @@ from typing import Any
 from . import common, reembed
 from .common import Ctx, Outcome, SetupError, best_effort
 from .opensearch_client import OpenSearchClient, OpenSearchError
-from .properties import FIELD_NAME, INDEX_NAME, Props
+from .properties import FIELD_NAME, INDEX_NAME, PropertyError, Props
+from .search_pipeline import PIPELINE_NAME
 
 LOG = logging.getLogger(__name__)
 
@@ -57,7 +66,9 @@ class Spec:
     shards: int
     replicas: int
     raw_field_type: str
-    chunking: bool
+    # False (off), True (the server's default chunker) or the algorithm steps
+    # as the semantic field's ``chunking`` parameter takes them.
+    chunking: bool | list[dict[str, Any]]
     retain_on_delete: bool
     # What makes two vectors comparable (endpoint model id and revision,
     # prefixes, pooling, normalisation, dimension, space type): part of the
@@ -67,6 +78,7 @@ class Spec:
     budget_seconds: float = 0.0
     environment: str = "NAME"
     ingest_batch_size: int | None = None
+    default_search_pipeline: str | None = None
 
     @classmethod
     def parse(cls, props: Props) -> Spec:
@@ -86,7 +98,7 @@ class Spec:
             raw_field_type=props.choice(
                 "RawFieldType", ("text", "match_only_text"), default="text"
             ),
-            chunking=props.boolean("Chunking", default=False),
+            chunking=_chunking(props),
             retain_on_delete=props.boolean("RetainOnDelete", default=False),
             identity=props.mapping("EmbeddingIdentity") if props.has("EmbeddingIdentity") else None,
             docs_per_second=float(
@@ -101,6 +113,11 @@ class Spec:
             ingest_batch_size=(
                 props.integer("SemanticIngestBatchSize", lo=1, hi=100)
                 if props.has("SemanticIngestBatchSize")
+                else None
+            ),
+            default_search_pipeline=(
+                props.string("DefaultSearchPipeline", pattern=PIPELINE_NAME, what="a pipeline name")
+                if props.has("DefaultSearchPipeline")
                 else None
             ),
         )
@@ -126,8 +143,46 @@ class Spec:
         if self.raw_field_type != "text":
             mapping["raw_field_type"] = self.raw_field_type
         if self.chunking:
-            mapping["chunking"] = True
+            mapping["chunking"] = self.chunking
         return mapping
+
+
+CHUNKING_STEP_KEYS = {"algorithm", "parameters"}
+
+
+def _chunking(props: Props) -> bool | list[dict[str, Any]]:
+    """``Chunking``: a boolean, or the steps as a JSON list (a string keeps numbers numbers).
+
+    CloudFormation turns every leaf of a nested property into a string
+    (``384`` -> ``"384"``), so the stack sends the steps JSON-encoded. Only the
+    shape is checked here; the values were validated at synth (stacks/config.py)
+    and the server validates them again when the index is created.
+    """
+    raw = props.raw("Chunking")
+    if isinstance(raw, list):  # not JSON-encoded: its numbers arrived as strings
+        raw = json.dumps(raw)
+    if isinstance(raw, str) and raw.strip().startswith("["):
+        try:
+            steps = json.loads(raw)
+        except ValueError:
+            steps = None
+        if (
+            isinstance(steps, list)
+            and steps
+            and all(
+                isinstance(s, dict)
+                and set(s) <= CHUNKING_STEP_KEYS
+                and isinstance(s.get("algorithm"), str)
+                and isinstance(s.get("parameters", {}), dict)
+                for s in steps
+            )
+        ):
+            return steps
+        raise PropertyError(
+            f"{RESOURCE_TYPE} property Chunking: {raw[:60]!r}; expected true, false or a JSON "
+            'list of {"algorithm": ..., "parameters": {...}} steps'
+        )
+    return props.boolean("Chunking", default=False)
 
 
 def _check_model(client: OpenSearchClient, model_id: str, spec: Spec) -> None:
@@ -169,6 +224,8 @@ def index_body(spec: Spec, meta: dict[str, Any] | None = None) -> dict[str, Any]
         "settings": {"index": settings},
         "mappings": {"properties": {spec.field: spec.field_mapping()}},
     }
+    if spec.default_search_pipeline:
+        body["settings"]["index"]["search"] = {"default_pipeline": spec.default_search_pipeline}
     if meta:
         body["mappings"]["_meta"] = meta
     return body
@@ -208,6 +265,7 @@ def _converge(client: OpenSearchClient, spec: Spec, name: str, index: dict) -> N
             body={"index": {"number_of_replicas": spec.replicas}},
         )
     _converge_batch_size(client, spec, name, settings)
+    _converge_default_pipeline(client, spec, name, settings)
 
 
 def _converge_batch_size(
@@ -230,6 +288,28 @@ def _converge_batch_size(
             f"/{name}/_settings",
             body={"index": {BATCH_SETTING_GROUP: {BATCH_SETTING_NAME: spec.ingest_batch_size}}},
         )
+
+
+def _converge_default_pipeline(
+    client: OpenSearchClient, spec: Spec, name: str, settings: dict[str, Any]
+) -> None:
+    """``index.search.default_pipeline`` to the configured pipeline, or removed (null).
+
+    A null value resets a dynamic setting to its default (core
+    MetadataUpdateSettingsService; "_none", no pipeline, for this one).
+    """
+    current = (settings.get("search") or {}).get("default_pipeline")
+    if current in (None, "_none") and spec.default_search_pipeline is None:
+        return
+    if current == spec.default_search_pipeline:
+        return
+    LOG.info("index %s: default search pipeline %s -> %s", name, current,
+             spec.default_search_pipeline)  # fmt: skip
+    client.request(
+        "PUT",
+        f"/{name}/_settings",
+        body={"index": {"search.default_pipeline": spec.default_search_pipeline}},
+    )
 
 
 def _alias_holders(client: OpenSearchClient, alias: str) -> list[str]:

@@ -26,6 +26,8 @@ Added, each with the rules of the real thing that the tool could get wrong:
   document matching no term is not a hit.
 * ``knn`` on a ``knn_vector`` field: the field must exist in the mapping and
   the vector must have its dimension; cosine scores are ``(1 + cos) / 2``.
+* ``nested`` around a ``knn`` on a chunked semantic field's vectors (score_mode
+  ``max`` or ``avg``): the symmetric system's query on a chunked index.
 * ``hybrid`` queries over the base emulator's search pipelines (whose
   ``normalization-processor`` rules are sourced there): a ``hybrid`` query must
   name an existing pipeline with that processor, and the number of weights must
@@ -49,6 +51,7 @@ from tests.support.opensearch_emulator import (
     Outcome,
     Request,
     Route,
+    search_pipeline_of,
 )
 
 # How an ingest item fails when the endpoint behind the connector throttles: ML
@@ -216,15 +219,13 @@ class SearchEmulator(OpenSearchEmulator):
         body = r.body or {}
         query = body.get("query") or {}
         size = int(body.get("size", 10))
-        pipeline_id = r.query.get("search_pipeline")
-        if pipeline_id is not None and pipeline_id not in self.pipelines:
-            raise ApiError(
-                404, "resource_not_found_exception", f"Pipeline {pipeline_id} is not defined"
-            )
+        # ?search_pipeline=, else the index's index.search.default_pipeline (the base
+        # emulator's default search pipeline section has the sources).
+        pipeline_id = search_pipeline_of(self, r, index)
         kind = next(iter(query), None) if isinstance(query, dict) and len(query) == 1 else None
         if kind == "hybrid":
             return self._hybrid(r, index, query["hybrid"], size, pipeline_id)
-        if kind in ("knn", "match") and self._scored_kind(index, query):
+        if kind in ("knn", "match", "nested") and self._scored_kind(index, query):
             scored = self._score(r, index, query, size)
             return Outcome(200, self._page(index, scored, size))
         return self._search(r, index)
@@ -232,7 +233,7 @@ class SearchEmulator(OpenSearchEmulator):
     def _scored_kind(self, index: str, query: dict[str, Any]) -> bool:
         """``match`` on a text field or ``knn``: the rest stays with the base class."""
         ((kind, spec),) = query.items()
-        if kind == "knn":
+        if kind in ("knn", "nested"):
             return True
         ((name, _),) = spec.items()
         prop = self._index(index).mappings["properties"].get(name, {})
@@ -251,6 +252,8 @@ class SearchEmulator(OpenSearchEmulator):
                 index,
             )
             return [(h["_score"], h["_id"]) for h in hits.body["hits"]["hits"]]
+        if kind == "nested":
+            return self._nested_knn(state, spec, size)
         ((name, params),) = spec.items()
         if kind == "match":
             text = params.get("query") if isinstance(params, dict) else params
@@ -278,6 +281,39 @@ class SearchEmulator(OpenSearchEmulator):
         raise ApiError(
             400, "parsing_exception", f"the emulator does not support [{kind}] in hybrid"
         )
+
+    def _nested_knn(self, state: Any, spec: dict[str, Any], size: int) -> list[tuple[float, str]]:
+        """``nested`` around a ``knn`` on the chunks' vectors: a document scores by its chunks.
+
+        What tools.evaluate's symmetric system sends for a chunked semantic field, as
+        neural-search itself does for a neural query (NeuralQueryBuilder.java:786-787).
+        score_mode: ``max`` or ``avg`` (core NestedQueryBuilder's default is ``avg``).
+        """
+        path, inner = spec.get("path"), spec.get("query") or {}
+        mode = spec.get("score_mode", "avg")
+        if set(inner) != {"knn"} or mode not in ("max", "avg"):
+            raise ApiError(400, "parsing_exception", "the emulator supports nested knn only")
+        ((name, params),) = inner["knn"].items()
+        if not isinstance(path, str) or not name.startswith(path + "."):
+            raise ApiError(400, "query_shard_exception", f"[nested] field [{name}] not in [{path}]")
+        vector, k = params.get("vector"), int(params.get("k", size))
+        dimension = self._vector_dimension(state.mappings["properties"], name)
+        if not isinstance(vector, list) or len(vector) != dimension:
+            raise ApiError(400, "illegal_argument_exception",
+                           f"Query vector has invalid dimension: {len(vector or [])}. "
+                           f"Dimension should be: {dimension}")  # fmt: skip
+        scored = []
+        for doc_id, source in state.docs.items():
+            chunks: Any = source
+            for part in path.split("."):
+                chunks = chunks.get(part) if isinstance(chunks, dict) else None
+            vectors = [c.get(name[len(path) + 1 :]) for c in chunks or [] if isinstance(c, dict)]
+            cosines = [sum(a * b for a, b in zip(vector, v, strict=True)) for v in vectors if v]
+            if cosines:
+                best = max(cosines) if mode == "max" else sum(cosines) / len(cosines)
+                scored.append(((1 + best) / 2, doc_id))
+        scored.sort(key=lambda t: -t[0])
+        return scored[:k]
 
     @staticmethod
     def _vector_dimension(properties: dict[str, Any], path: str) -> int:

@@ -309,3 +309,54 @@ def test_hybrid_runs_through_the_deployed_pipeline_and_leaves_it_alone(emulator,
     finally:
         emulator.pipelines.pop("documents-hybrid", None)
     assert leftovers(emulator) == []
+
+
+def test_a_chunked_index_is_measured_by_best_chunk_for_both_dense_systems(
+    emulator, model_id, dataset, embedding_model
+):
+    """``--chunking``: the stored layout is chunks, and both dense systems score a document
+    by its best chunk (neural: the server's nested max; symmetric: our nested knn),
+    which is exactly the max over chunks computed here from the same chunks."""
+    from tests.support.opensearch_emulator import chunk_text, parse_chunking
+
+    steps = [{"algorithm": "fixed_token_length",
+              "parameters": {"token_limit": 12, "overlap_rate": 0.25}}]  # fmt: skip
+    target = StackTarget(
+        make_client(emulator), model_id=model_id, progress=False, chunking=steps, keep_index=True
+    )
+    try:
+        runs = target.run(dataset, depth=DEPTH, systems=("symmetric", "asymmetric"))
+        index = emulator.indices[target.last_index]
+        info = index.mappings["properties"]["passage_text_semantic_info"]["properties"]
+        assert info["chunks"]["type"] == "nested"
+        stored = {d: s["passage_text_semantic_info"]["chunks"] for d, s in index.docs.items()}
+    finally:
+        emulator.indices.pop(target.last_index, None)
+    chunkers = parse_chunking(steps)
+    chunks = {d: chunk_text(p.indexed_text, chunkers) for d, p in dataset.corpus.items()}
+    assert {d: [c["text"] for c in cs] for d, cs in stored.items()} == chunks
+    assert sum(len(c) for c in chunks.values()) > len(chunks), "some documents have 2+ chunks"
+    vectors = {
+        d: embed_texts(embedding_model, texts, "passage") for d, texts in chunks.items() if texts
+    }
+    for system, content_type in (("asymmetric", "query"), ("symmetric", "passage")):
+        for qid in dataset.qrels:
+            (query,) = embed_texts(embedding_model, [dataset.queries[qid]], content_type)
+            best = {d: float((v @ query).max()) for d, v in vectors.items()}
+            expected = ranked({d: (1 + s) / 2 for d, s in best.items()})[:DEPTH]
+            assert ranked(runs[system][qid]) == expected, (system, qid)
+    assert leftovers(emulator) == []
+
+
+def test_cli_chunking_takes_true_or_a_json_list_of_steps(capsys):
+    from tools.evaluate.__main__ import parse_args
+
+    base = ["stack", "--dataset", "x", "--endpoint", "https://x", "--model-id", "m"]
+    assert parse_args(base).chunking is False
+    assert parse_args([*base, "--chunking", "true"]).chunking is True
+    steps = '[{"algorithm": "delimiter", "parameters": {"delimiter": "\\n"}}]'
+    assert parse_args([*base, "--chunking", steps]).chunking == json.loads(steps)
+    for bad in ("yes", "[]", '{"algorithm": "delimiter"}', "[1]"):
+        with pytest.raises(SystemExit):
+            parse_args([*base, "--chunking", bad])
+        assert "--chunking" in capsys.readouterr().err

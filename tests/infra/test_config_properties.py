@@ -100,7 +100,7 @@ PATTERN_KEYS = {
     "alarm_email": "ops@example.com",
 }
 PREFIX_KEYS = ("query_prefix", "passage_prefix")
-BOOL_KEYS = ("protected", "alarms_enabled")
+BOOL_KEYS = ("protected", "alarms_enabled", "hybrid_default_pipeline")
 # Keys whose values are not scalars of one kind (README: hybrid search, Alarms).
 OTHER_KEYS: dict[str, st.SearchStrategy[Any]] = {
     # 0 < w < 1 in hundredths.
@@ -113,6 +113,38 @@ OTHER_KEYS: dict[str, st.SearchStrategy[Any]] = {
     "alarms_disabled": st.one_of(
         st.sampled_from(["cluster_red", "", 3, True, {"a": 1}]),
         st.lists(st.sampled_from(["no-such-alarm", "CLUSTER_RED", "", "x"]), min_size=1),
+    ),
+    # false, true or a non-empty list of {"algorithm", "parameters"} steps within the
+    # server's bounds (README, Chunking).
+    "chunking": st.one_of(
+        st.sampled_from(["true", "", 0, 1, 384, {"algorithm": "delimiter"}, []]),
+        st.lists(
+            st.sampled_from(
+                [
+                    "delimiter",
+                    None,
+                    3,
+                    {},
+                    {"algorithm": "sentence"},
+                    {"algorithm": "delimiter", "tag": "x"},
+                    {"algorithm": "delimiter", "parameters": "x"},
+                    {"algorithm": "delimiter", "parameters": {"delimiter": ""}},
+                    {"algorithm": "delimiter", "parameters": {"char_limit": 10}},
+                    {"algorithm": "fixed_token_length", "parameters": {"token_limit": 0}},
+                    {"algorithm": "fixed_token_length", "parameters": {"token_limit": "384"}},
+                    {"algorithm": "fixed_token_length", "parameters": {"token_limit": 1.5}},
+                    {"algorithm": "fixed_token_length", "parameters": {"overlap_rate": 0.75}},
+                    {"algorithm": "fixed_token_length", "parameters": {"tokenizer": "ngram"}},
+                    {"algorithm": "fixed_char_length", "parameters": {"max_chunk_limit": 0}},
+                    {"algorithm": "fixed_char_length", "parameters": {"char_limit": 2**31}},
+                ]
+            ),
+            min_size=1,
+            max_size=3,
+        ).map(lambda bad: [{"algorithm": "delimiter"}, *bad]),
+        # Defined below; a list of scalars or any object is not a list of steps.
+        st.deferred(lambda: JSON_SCALARS.filter(lambda v: not isinstance(v, bool))),
+        st.deferred(lambda: JSON_CONTAINERS),
     ),
     # An object of tunable alarm name to a threshold within its range.
     "alarm_thresholds": st.one_of(
@@ -456,6 +488,33 @@ def well_formed_block(draw: st.DrawFn) -> dict[str, Any]:
     block["index_name"] = draw(st.from_regex(r"[a-z0-9][a-z0-9_\-]{0,20}", fullmatch=True))
     block["semantic_field"] = draw(st.from_regex(r"[A-Za-z][A-Za-z0-9_]{0,20}", fullmatch=True))
     block["protected"] = draw(st.booleans())
+    block["hybrid_default_pipeline"] = draw(st.booleans())
+    block["chunking"] = draw(
+        st.one_of(
+            st.booleans(),
+            st.lists(
+                st.one_of(
+                    st.fixed_dictionaries(
+                        {"algorithm": st.just("fixed_token_length")},
+                        optional={"parameters": st.fixed_dictionaries({}, optional={
+                            "token_limit": st.integers(1, 2**31 - 1),
+                            "overlap_rate": st.sampled_from([0, 0.1, 0.25, 0.5]),
+                            "tokenizer": st.sampled_from(["standard", "whitespace", "thai"]),
+                            "max_chunk_limit": st.sampled_from([-1, 1, 100]),
+                        })},
+                    ),
+                    st.fixed_dictionaries({"algorithm": st.just("delimiter")}, optional={
+                        "parameters": st.fixed_dictionaries({}, optional={
+                            "delimiter": st.text(min_size=1, max_size=3)})}),
+                    st.fixed_dictionaries({"algorithm": st.just("fixed_char_length")}, optional={
+                        "parameters": st.fixed_dictionaries({}, optional={
+                            "char_limit": st.integers(1, 100000),
+                            "overlap_rate": st.floats(0, 0.5)})}),
+                ),
+                min_size=1, max_size=3,
+            ),
+        )
+    )  # fmt: skip
     if draw(st.booleans()):
         block["account"] = draw(st.from_regex(r"[0-9]{12}", fullmatch=True))
         block["region"] = draw(st.sampled_from(["us-east-1", "eu-west-1", "ap-southeast-3"]))

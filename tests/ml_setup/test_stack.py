@@ -24,7 +24,11 @@ TYPES = (
     "Custom::MlModel",
     "Custom::SemanticIndex",
 )
-REFERENCES = {"Custom::MlModel": {"ConnectorId"}, "Custom::SemanticIndex": {"ModelId"}}
+# DefaultSearchPipeline: the pipeline's attribute (tests/ml_setup/test_default_pipeline.py).
+REFERENCES = {
+    "Custom::MlModel": {"ConnectorId"},
+    "Custom::SemanticIndex": {"ModelId", "DefaultSearchPipeline"},
+}
 
 
 @pytest.fixture(scope="module")

@@ -40,7 +40,13 @@ security plugin):
   needs an existing model with a ``model_config`` and ``index.knn: true``;
   ``model_id``/``search_model_id`` are updatable, ``raw_field_type``,
   ``chunking`` and ``semantic_info_field_name`` are not, and a new model must
-  keep the field's vector dimension and space type.
+  keep the field's vector dimension and space type. ``chunking`` is checked as
+  neural-search's ChunkingConfig and chunkers do; a chunked field stores
+  ``<field>_semantic_info.chunks[] {text, embedding}`` and a ``neural`` query on
+  it answers documents scored by their best chunk (the semantic chunking section).
+  ``index.search.default_pipeline`` is the pipeline of a search without
+  ``?search_pipeline=``; a null in ``PUT _settings`` removes a setting (the default
+  search pipeline section).
 * Search/ingest for the smoke test: ``_predict``, indexing into the semantic
   field (embedded as ``passage``), ``neural`` queries (embedded as ``query``).
   Ingest and neural queries run ML Commons predict (and read the model) as the
@@ -1616,6 +1622,7 @@ class OpenSearchEmulator:
 
     def _semantic_info(self, field_name: str, spec: dict[str, Any], knn: bool) -> dict[str, Any]:
         """What neural-search derives from the model for ``<field>_semantic_info``."""
+        chunking = parse_chunking(spec.get("chunking"))  # the semantic chunking section
         model_id = spec.get("model_id")
         if not model_id:
             raise ApiError(
@@ -1649,16 +1656,15 @@ class OpenSearchEmulator:
                 "illegal_argument_exception",
                 f"index.knn must be true for the dense semantic field [{field_name}]",
             )
-        return {
-            "properties": {
-                "embedding": {
-                    "type": "knn_vector",
-                    "dimension": dimension,
-                    "method": {"name": "hnsw", "engine": "faiss", "space_type": space_type},
-                },
-                "model": {"properties": {"id": {"type": "keyword", "index": False}}},
-            }
+        embedding = {
+            "type": "knn_vector",
+            "dimension": dimension,
+            "method": {"name": "hnsw", "engine": "faiss", "space_type": space_type},
         }
+        model = {"properties": {"id": {"type": "keyword", "index": False}}}
+        if chunking is not None:
+            return chunked_layout(embedding, model)
+        return {"properties": {"embedding": embedding, "model": model}}
 
     @staticmethod
     def _flat_settings(settings: dict[str, Any]) -> dict[str, Any]:
@@ -1983,8 +1989,8 @@ class OpenSearchEmulator:
                     )
             info_name = old.get("semantic_info_field_name") or f"{name}_semantic_info"
             info = self._semantic_info(name, spec, knn)
-            old_vec = current[info_name]["properties"]["embedding"]
-            new_vec = info["properties"]["embedding"]
+            old_vec = _embedding_mapping(current[info_name])
+            new_vec = _embedding_mapping(info)
             for param in ("dimension",):
                 if old_vec[param] != new_vec[param]:
                     raise ApiError(
@@ -2016,6 +2022,9 @@ class OpenSearchEmulator:
             )
         _check_plugin_index_settings(flat)  # issue 12 capacity section below
         for key, value in flat.items():
+            if value is None:  # core: a null resets a dynamic setting to its default
+                state.settings.pop(key, None)
+                continue
             state.settings[key] = str(value).lower() if isinstance(value, bool) else str(value)
         return Outcome(200, {"acknowledged": True})
 
@@ -2041,9 +2050,7 @@ class OpenSearchEmulator:
         for name, spec in self._semantic_fields(state).items():
             if isinstance(source.get(name), str):
                 self.authorize_inference(principal, spec["model_id"])
-                (vector,) = self.embed(spec["model_id"], [source[name]], "passage")
-                info = spec.get("semantic_info_field_name") or f"{name}_semantic_info"
-                source[info] = {"embedding": vector, "model": {"id": spec["model_id"]}}
+                self._embed_semantic(name, spec, [source])
 
     @staticmethod
     def _check_write_block(index: str, state: IndexState) -> None:
@@ -2082,6 +2089,7 @@ class OpenSearchEmulator:
         query = body.get("query", {"match_all": {}})
         size = int(body.get("size", 10))
         docs = list(state.docs.items())
+        search_pipeline_of(self, r, index)  # a missing pipeline fails the search (see there)
         if isinstance(query, dict) and "neural" in query:
             ((name, spec),) = query["neural"].items()
             semantic = self._semantic_fields(state).get(name)
@@ -2095,10 +2103,14 @@ class OpenSearchEmulator:
             info = semantic.get("semantic_info_field_name") or f"{name}_semantic_info"
             scored = []
             for doc_id, source in docs:
-                vector = (source.get(info) or {}).get("embedding")
-                if vector:
-                    cosine = sum(a * b for a, b in zip(q, vector, strict=True))
-                    scored.append(((1 + cosine) / 2, doc_id, source))
+                # A chunked field: nested query, ScoreMode.Max (the best chunk scores the
+                # document; semantic chunking section). Unchunked: its one vector.
+                cosines = [
+                    sum(a * b for a, b in zip(q, vector, strict=True))
+                    for vector in semantic_vectors(source.get(info))
+                ]
+                if cosines:
+                    scored.append(((1 + max(cosines)) / 2, doc_id, source))
             scored.sort(key=lambda t: -t[0])
             k = int(spec.get("k", size))
             top = scored[: min(k, size)]
@@ -2553,15 +2565,34 @@ class OpenSearchEmulator:
         if status is not None:
             return status, "status_exception", self.REMOTE_FAILURES[status]
         for name, spec in fields.items():
-            texts = [(p, s) for p, s in batch if isinstance(s.get(name), str)]
+            sources = [s for _, s in batch if isinstance(s.get(name), str)]
             try:
-                vectors = self.embed(spec["model_id"], [s[name] for _, s in texts], "passage")
+                self._embed_semantic(name, spec, sources)
             except ApiError as error:
                 return error.status, error.error_type, error.reason
-            info = spec.get("semantic_info_field_name") or f"{name}_semantic_info"
-            for (_, source), vector in zip(texts, vectors, strict=True):
-                source[info] = {"embedding": vector, "model": {"id": spec["model_id"]}}
         return None
+
+    def _embed_semantic(
+        self, name: str, spec: dict[str, Any], sources: list[dict[str, Any]]
+    ) -> None:
+        """Embed ``name`` of each source (one predict) into ``<name>_semantic_info``.
+
+        Unchunked: one vector per document. Chunked: the field's chunkers split the
+        text and every chunk gets its own vector and its text (the semantic chunking
+        section below has the sources).
+        """
+        chunkers = parse_chunking(spec.get("chunking"))
+        info = spec.get("semantic_info_field_name") or f"{name}_semantic_info"
+        pieces = [chunk_text(s[name], chunkers) if chunkers else [s[name]] for s in sources]
+        flat = [text for texts in pieces for text in texts]
+        vectors = iter(self.embed(spec["model_id"], flat, "passage") if flat else [])
+        for source, texts in zip(sources, pieces, strict=True):
+            model = {"id": spec["model_id"]}
+            if chunkers is None:
+                source[info] = {"embedding": next(vectors), "model": model}
+            else:
+                chunks = [{"text": text, "embedding": next(vectors)} for text in texts]
+                source[info] = {"chunks": chunks, "model": model}
 
     def _ids_search(self, query: Any, docs: list[tuple[str, dict[str, Any]]]) -> list | None:
         """An ``ids`` query (core IdsQueryBuilder: ``{"ids": {"values": [...]}}``), or None.
@@ -2715,6 +2746,317 @@ def _json_patch(document: Any, op: dict[str, Any]) -> Any:
     else:
         parent[last] = op.get("value")
     return document
+
+
+# ----------------------------------------------------------------------------- semantic chunking
+#
+# The semantic field's ``chunking`` parameter, its stored layout and how a ``neural``
+# query reads it, as neural-search 3.7.0.0 does (paths under
+# src/main/java/org/opensearch/neuralsearch/):
+# * mapping: mapper/SemanticFieldMapper.java:147-152 (not updatable: ``false``),
+#   mapper/dto/ChunkingConfig.java:50-71 (a boolean or a list of maps) and :97-137
+#   (each map: only ``algorithm`` and ``parameters``; the algorithm is required and
+#   known; ``parameters`` a map, validated by the algorithm's validator),
+#   processor/chunker/ChunkerValidatorFactory.java:16-23, Chunker.java:80-96,
+#   FixedTokenLengthChunker.java:180-215, DelimiterChunker.java:102-105,
+#   FixedCharLengthChunker.java:129-149, ChunkerParameterParser.java:29-169 (values are
+#   read through toString(), so "384" passes as an integer). The exception types are
+#   the ones thrown; that the REST answer carries them as ``mapper_parsing_exception``
+#   is inferred (core wraps mapping failures).
+# * layout: mappingtransformer/SemanticInfoConfigBuilder.java:103-113 (a nested
+#   ``chunks`` with ``text`` and ``embedding``); processor/semantic/
+#   SemanticFieldProcessor.java:424-473 (chunk, then one embedding per chunk, :375-405)
+#   and processor/dto/SemanticFieldInfo.java:88-128 (``chunks.<i>.embedding``);
+#   without a chunker list the default one, fixed_token_length with its defaults
+#   (processor/factory/SemanticFieldProcessorFactory.java:143-147).
+# * query: query/NeuralQueryBuilder.java:1028-1037 and :786-787: on a chunked field a
+#   ``neural`` query is a nested k-NN query on ``chunks`` with ScoreMode.Max, so a hit
+#   is the document, scored by its best chunk.
+# Approximations (not server rules): the ``standard`` tokenizer (and every other word
+# tokenizer) is ``\w+`` here, and index.analyze.max_token_count is not enforced.
+
+CHUNK_ALGORITHMS = ("fixed_token_length", "delimiter", "fixed_char_length")  # ChunkerFactory:21-31
+# FixedTokenLengthChunker.java:56-64
+WORD_TOKENIZERS = (
+    "standard",
+    "letter",
+    "lowercase",
+    "whitespace",
+    "uax_url_email",
+    "classic",
+    "thai",
+)
+
+
+def _java_string(value: Any) -> str:
+    """What Java's toString() gives for a parsed JSON value (ChunkerParameterParser reads that)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return value if isinstance(value, str) else json.dumps(value)
+
+
+def _chunk_int(params: dict[str, Any], name: str, default: int) -> int:
+    """ChunkerParameterParser.parseIntegerWithDefault (NumberUtils.createInteger)."""
+    if name not in params:
+        return default
+    text = _java_string(params[name])
+    if not re.fullmatch(r"[+-]?[0-9]+", text) or not -(2**31) <= int(text) < 2**31:
+        raise ApiError(
+            400, "mapper_parsing_exception", f"Parameter [{name}] must be of java.lang.Integer type"
+        )
+    return int(text)
+
+
+def _chunk_positive(params: dict[str, Any], name: str, default: int) -> int:
+    value = _chunk_int(params, name, default)
+    if value <= 0:
+        raise ApiError(400, "mapper_parsing_exception", f"Parameter [{name}] must be positive.")
+    return value
+
+
+def _chunk_double(params: dict[str, Any], name: str, default: float) -> float:
+    if name not in params:
+        return default
+    try:
+        return float(_java_string(params[name]))
+    except ValueError:
+        raise ApiError(
+            400, "mapper_parsing_exception", f"Parameter [{name}] must be of java.lang.Double type"
+        ) from None
+
+
+def _chunk_string(params: dict[str, Any], name: str, default: str) -> str:
+    if name not in params:
+        return default
+    value = params[name]
+    if not isinstance(value, str):
+        raise ApiError(
+            400, "mapper_parsing_exception", f"Parameter [{name}] must be of java.lang.String type"
+        )
+    if not value:
+        raise ApiError(400, "mapper_parsing_exception", f"Parameter [{name}] should not be empty.")
+    return value
+
+
+@dataclass(frozen=True)
+class Chunker:
+    """One parsed chunking step (the server's Chunker subclasses, parse())."""
+
+    algorithm: str
+    max_chunk_limit: int = 100  # Chunker.java:27-28
+    token_limit: int = 384  # FixedTokenLengthChunker.java:49
+    char_limit: int = 2048  # FixedCharLengthChunker.java:35
+    overlap_rate: float = 0.0
+    tokenizer: str = "standard"
+    delimiter: str = "\n\n"  # DelimiterChunker.java:30
+
+    @classmethod
+    def parse(cls, algorithm: str, params: dict[str, Any]) -> Chunker:
+        limit = _chunk_int(params, "max_chunk_limit", 100)
+        if limit <= 0 and limit != -1:  # Chunker.validateMaxChunkLimit
+            raise ApiError(
+                400,
+                "mapper_parsing_exception",
+                "Parameter [max_chunk_limit] must be positive or -1 to disable this parameter",
+            )
+        if algorithm == "delimiter":
+            return cls(algorithm, limit, delimiter=_chunk_string(params, "delimiter", "\n\n"))
+        overlap = _chunk_double(params, "overlap_rate", 0.0)
+        if algorithm == "fixed_char_length":
+            char_limit = _chunk_positive(params, "char_limit", 2048)
+            if not 0.0 <= overlap <= 0.5:
+                raise ApiError(
+                    400,
+                    "mapper_parsing_exception",
+                    f"Parameter [overlap_rate] must be between 0.0 and 0.5, but was {overlap}",
+                )
+            return cls(algorithm, limit, char_limit=char_limit, overlap_rate=overlap)
+        token_limit = _chunk_positive(params, "token_limit", 384)
+        tokenizer = _chunk_string(params, "tokenizer", "standard")
+        if not 0.0 <= overlap <= 0.5:
+            raise ApiError(
+                400,
+                "mapper_parsing_exception",
+                "Parameter [overlap_rate] must be between 0.0 and 0.5",
+            )
+        if tokenizer not in WORD_TOKENIZERS:
+            raise ApiError(
+                400,
+                "mapper_parsing_exception",
+                f"Tokenizer [{tokenizer}] is not supported for [fixed_token_length] "
+                f"algorithm. Supported tokenizers are [{', '.join(WORD_TOKENIZERS)}]",
+            )
+        return cls(
+            algorithm, limit, token_limit=token_limit, overlap_rate=overlap, tokenizer=tokenizer
+        )
+
+    def chunk(self, content: str, runtime: dict[str, int]) -> list[str]:
+        """chunk() of the algorithm, with the runtime limit of Chunker.checkRunTimeMaxChunkLimit."""
+        limit, count = runtime["max_chunk_limit"], runtime["chunk_string_count"]
+
+        def full(size: int) -> bool:
+            return limit != -1 and size + count >= limit
+
+        result: list[str] = []
+        if self.algorithm == "delimiter":  # DelimiterChunker.java:66-90
+            start, found = 0, content.find(self.delimiter)
+            while found != -1:
+                if full(len(result)):
+                    break
+                end = found + len(self.delimiter)
+                result.append(content[start:end])
+                start, found = end, content.find(self.delimiter, end)
+            if start < len(content):
+                result.append(content[start:])
+            return result
+        if self.algorithm == "fixed_char_length":  # FixedCharLengthChunker.java:84-117
+            step = self.char_limit - math.floor(self.char_limit * self.overlap_rate)
+            start = 0
+            while start < len(content):
+                if full(len(result)):
+                    result.append(content[start:])
+                    break
+                if start + self.char_limit >= len(content):
+                    result.append(content[start:])
+                    break
+                result.append(content[start : start + self.char_limit])
+                start += step
+            return result
+        # FixedTokenLengthChunker.java:119-156
+        offsets = [m.start() for m in re.finditer(r"\w+", content)]
+        overlap = math.floor(self.token_limit * self.overlap_rate)
+        index = 0
+        while index < len(offsets):
+            begin = 0 if index == 0 else offsets[index]
+            if full(len(result)):
+                result.append(content[begin:])
+                break
+            if index + self.token_limit >= len(offsets):
+                result.append(content[begin:])
+                break
+            result.append(content[begin : offsets[index + self.token_limit]])
+            index += self.token_limit - overlap
+        return result
+
+
+def parse_chunking(value: Any) -> list[Chunker] | None:
+    """The field's ``chunking`` as ChunkingConfig reads it: None (off) or the chunkers to run."""
+    if value is None or value is False:
+        return None
+    if value is True:
+        return [Chunker("fixed_token_length")]
+    if not isinstance(value, list) or not all(isinstance(item, dict) for item in value):
+        raise ApiError(
+            400, "mapper_parsing_exception", "[chunking] must be either a List of Maps or a Boolean"
+        )
+    chunkers = []
+    for item in value:
+        extra = set(item) - {"algorithm", "parameters"}
+        if extra:
+            raise ApiError(
+                400,
+                "mapper_parsing_exception",
+                f"[chunking] does not support parameters [{', '.join(sorted(extra))}]",
+            )
+        if "algorithm" not in item:
+            raise ApiError(
+                400,
+                "mapper_parsing_exception",
+                "[algorithm] is required to configure the chunking strategy.",
+            )
+        algorithm = item["algorithm"]
+        if not isinstance(algorithm, str) or algorithm not in CHUNK_ALGORITHMS:
+            raise ApiError(
+                400,
+                "mapper_parsing_exception",
+                f"[algorithm] must be [{', '.join(CHUNK_ALGORITHMS)}]",
+            )
+        params = item.get("parameters")
+        if params is not None and not isinstance(params, dict):
+            raise ApiError(
+                400, "mapper_parsing_exception", "parameters in chunking should be a Map."
+            )
+        chunkers.append(Chunker.parse(algorithm, params or {}))
+    # An empty list is enabled with no chunkers: the default one runs
+    # (SemanticFieldInfo.java:138-158, SemanticFieldProcessor.java:431-433).
+    return chunkers or [Chunker("fixed_token_length")]
+
+
+def chunk_text(text: str, chunkers: list[Chunker]) -> list[str]:
+    """SemanticFieldProcessor.executeChunkers with ChunkUtils.chunkString/chunkList (:31-70)."""
+    chunks: list[str] | None = None
+    for chunker in chunkers:
+        runtime = {
+            "chunk_string_count": 1 if chunks is None else len(chunks),
+            "max_chunk_limit": chunker.max_chunk_limit,
+        }
+        out: list[str] = []
+        for content in [text] if chunks is None else chunks:
+            if not content:
+                continue
+            pieces = chunker.chunk(content, runtime)
+            runtime["chunk_string_count"] -= 1
+            if runtime["max_chunk_limit"] != -1:
+                runtime["max_chunk_limit"] -= len(pieces)
+            out.extend(pieces)
+        chunks = out
+    return chunks or []
+
+
+def chunked_layout(embedding: dict[str, Any], model: dict[str, Any]) -> dict[str, Any]:
+    """SemanticInfoConfigBuilder.java:103-110: ``chunks`` (nested: text, embedding) and model."""
+    return {
+        "properties": {
+            "chunks": {
+                "type": "nested",
+                "properties": {"text": {"type": "text"}, "embedding": embedding},
+            },
+            "model": model,
+        }
+    }
+
+
+def _embedding_mapping(info_mapping: dict[str, Any]) -> dict[str, Any]:
+    """The ``embedding`` mapping of a ``<field>_semantic_info``, chunked or not."""
+    properties = info_mapping["properties"]
+    if "chunks" in properties:
+        return properties["chunks"]["properties"]["embedding"]
+    return properties["embedding"]
+
+
+def semantic_vectors(info: Any) -> list[list[float]]:
+    """Every stored vector of a ``<field>_semantic_info`` value, in either layout."""
+    if not isinstance(info, dict):
+        return []
+    if "chunks" in info:
+        return [c["embedding"] for c in info.get("chunks") or [] if c.get("embedding")]
+    return [info["embedding"]] if info.get("embedding") else []
+
+
+# -------------------------------------------------------------------- default search pipeline
+#
+# ``index.search.default_pipeline`` (OpenSearch core IndexSettings.DEFAULT_SEARCH_PIPELINE,
+# dynamic; neural-search 3.7.0.0 updates it on a live index in
+# src/test/java/org/opensearch/neuralsearch/grpc/HybridQueryGrpcIT.java:477 and removes it
+# with a null at :496). Core SearchPipelineService resolves the pipeline of a search: the
+# ``search_pipeline`` parameter, else the index's default, "_none" meaning none (core
+# class names only: not mirrored). That a search naming a missing pipeline fails, and
+# that a default pointing at a deleted one fails every search of the index, is inferred
+# from the same resolution (and answered like ``?search_pipeline=`` below). Its
+# normalization processor leaves every query that is not ``hybrid`` untouched
+# (neural-search processor/NormalizationProcessor.java:76-79, 127-134).
+
+
+def search_pipeline_of(emulator: OpenSearchEmulator, r: Request, index: str) -> str | None:
+    """The pipeline a search of concrete ``index`` runs through, or None."""
+    pipeline = r.query.get("search_pipeline")
+    if pipeline is None:
+        pipeline = emulator.indices[index].settings.get("index.search.default_pipeline")
+    if pipeline in (None, "_none"):
+        return None
+    if pipeline not in emulator.pipelines:
+        raise ApiError(404, "resource_not_found_exception", f"Pipeline {pipeline} is not defined")
+    return pipeline
 
 
 # ----------------------------------------------------------------------------- HTTP

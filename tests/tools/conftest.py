@@ -6,6 +6,7 @@ import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 from botocore.credentials import ReadOnlyCredentials
@@ -61,7 +62,21 @@ def _ok(reply, what: str):  # type: ignore[no-untyped-def]
 
 
 @pytest.fixture
-def deployed() -> Iterator[Deployed]:
+def index_chunking() -> bool | list[dict[str, Any]]:
+    """The semantic field's ``chunking`` (test_smoke_chunked.py overrides it)."""
+    return False
+
+
+@pytest.fixture
+def default_pipeline() -> bool:
+    """Whether the index names the pipeline as its default (test_smoke_chunked.py: yes)."""
+    return False
+
+
+@pytest.fixture
+def deployed(
+    index_chunking: bool | list[dict[str, Any]], default_pipeline: bool
+) -> Iterator[Deployed]:
     """Connector, asymmetric model (DEPLOYED) and semantic index, with a few other documents."""
     domain = SmokeTestDomain(
         master=MASTER, principals=[CLIENT, SMOKE_ONLY], region=REGION,
@@ -89,9 +104,15 @@ def deployed() -> Iterator[Deployed]:
         for _ in range(domain.deploy_polls):
             state = _ok(master.request("GET", f"/_plugins/_ml/models/{model_id}"), "get")
         assert state["model_state"] == "DEPLOYED"
+        semantic: dict[str, Any] = {"type": "semantic", "model_id": model_id}
+        if index_chunking:
+            semantic["chunking"] = index_chunking
+        settings: dict[str, Any] = {"knn": True}
+        if default_pipeline:  # as Custom::SemanticIndex sets it (named before it exists)
+            settings["search"] = {"default_pipeline": PIPELINE}
         _ok(master.request("PUT", f"/{CONCRETE_INDEX}", {
-            "settings": {"index": {"knn": True}},
-            "mappings": {"properties": {FIELD: {"type": "semantic", "model_id": model_id}}},
+            "settings": {"index": settings},
+            "mappings": {"properties": {FIELD: semantic}},
             "aliases": {INDEX: {}},
         }), "index")  # fmt: skip
         # The search-client role and its mapping, as Custom::MlAccessMapping writes them.

@@ -15,6 +15,7 @@ and prints the Markdown. See docs/evaluation.md.
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 from collections.abc import Sequence
@@ -91,6 +92,16 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "default: a temporary one with the same min-max, 0.3/0.7 settings",
     )
 
+    stack.add_argument(
+        "--chunking",
+        type=_chunking,
+        default=False,
+        help="the semantic field's chunking for the temporary index, as cdk.json's chunking "
+        "key takes it: true, or a JSON list of steps such as "
+        '\'[{"algorithm": "fixed_token_length", "parameters": {"token_limit": 384}}]\' '
+        "(default: none)",
+    )
+
     sub.add_parser("stats", parents=[common], help="dataset length statistics only")
     args = parser.parse_args(argv)
     args.k = sorted(set(args.k or [10]))
@@ -100,6 +111,19 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     if args.max_queries is not None and args.max_queries < 1:
         parser.error("--max-queries must be a positive integer")
     return args
+
+
+def _chunking(text: str) -> bool | list[dict[str, object]]:
+    """``--chunking``: JSON true/false or a list of steps (the server validates the steps)."""
+    try:
+        value = json.loads(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not JSON: {text!r}") from None
+    if isinstance(value, bool) or (
+        isinstance(value, list) and value and all(isinstance(v, dict) for v in value)
+    ):
+        return value
+    raise argparse.ArgumentTypeError(f"expected true, false or a JSON list of steps, not {text!r}")
 
 
 def limit_queries(dataset: Dataset, max_queries: int | None) -> Dataset:
@@ -181,8 +205,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                 max_retries=args.max_retries,
                 keep_index=args.keep_index,
                 search_pipeline=args.search_pipeline,
+                chunking=args.chunking,
             )
-            meta.update(endpoint=args.endpoint, model_id=args.model_id, symmetric="passage")
+            meta.update(endpoint=args.endpoint, model_id=args.model_id, symmetric="passage",
+                        chunking=args.chunking)  # fmt: skip
             for ds in datasets:
                 runs = target.run(ds, depth=depth, systems=args.systems)
                 results.append(_result(ds, score_runs(runs, ds, args.k, args.keep_identical_ids)))

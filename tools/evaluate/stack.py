@@ -20,6 +20,11 @@ Systems and how each is asked:
   ``passage: `` prefix: "both sides embedded the same way" without a second
   endpoint, connector or ingest. (The blog does not say exactly how its
   symmetric baseline was run; the local target can also run "no prefix".)
+  On a chunked index (``--chunking``) that vector is per chunk, under the nested
+  ``chunks`` of ``<field>_semantic_info``: the ``knn`` is wrapped in a ``nested``
+  query with ``score_mode: max``, the document scored by its best chunk, as
+  neural-search scores a ``neural`` query on a chunked field (3.7.0.0
+  ``query/NeuralQueryBuilder.java:786-787``).
 * ``bm25``: a ``match`` query on a plain ``text`` copy of the passage.
 * ``hybrid``: a ``hybrid`` query (that match + that neural query) through a
   search pipeline whose normalization processor does min-max normalisation and
@@ -105,6 +110,15 @@ def signed_client(
     )
 
 
+def _vector_query(vector_field: str, vector: list[float], depth: int) -> dict[str, Any]:
+    """A ``knn`` on the semantic field's vector; on a chunked field, nested, best chunk wins."""
+    knn = {"knn": {vector_field: {"vector": vector, "k": depth}}}
+    path, _, _ = vector_field.rpartition(".")
+    if path.endswith("_semantic_info.chunks"):
+        return {"nested": {"path": path, "query": knn, "score_mode": "max"}}
+    return knn
+
+
 def _slug(name: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")[:40] or "dataset"
 
@@ -123,6 +137,7 @@ class StackTarget:
         item_backoff: float = 1.0,
         progress: bool = True,
         search_pipeline: str | None = None,
+        chunking: bool | list[dict[str, Any]] = False,
     ) -> None:
         if bulk_docs < 1:
             raise ValueError("--bulk-docs must be a positive integer")
@@ -134,6 +149,8 @@ class StackTarget:
         self.item_backoff = item_backoff
         self.progress = progress
         self.search_pipeline = search_pipeline
+        # The semantic field's ``chunking`` mapping parameter (README, Chunking).
+        self.chunking = chunking
         self.last_index: str | None = None
         self.last_throughput: float | None = None
 
@@ -216,6 +233,9 @@ class StackTarget:
 
     def create_index(self, index: str) -> str:
         """Create the semantic index and return the path of the vector OpenSearch derived for it."""
+        semantic: dict[str, Any] = {"type": "semantic", "model_id": self.model_id}
+        if self.chunking:
+            semantic["chunking"] = self.chunking
         self._ok(
             "PUT",
             f"/{index}",
@@ -227,7 +247,7 @@ class StackTarget:
                     "properties": {
                         "doc_id": {"type": "keyword"},
                         BM25_FIELD: {"type": "text"},
-                        SEMANTIC_FIELD: {"type": "semantic", "model_id": self.model_id},
+                        SEMANTIC_FIELD: semantic,
                     }
                 },
             },
@@ -238,6 +258,12 @@ class StackTarget:
         for name, spec in info.items():
             if spec.get("type") == "knn_vector":
                 return f"{SEMANTIC_FIELD}_semantic_info.{name}"
+            # Chunked: {"chunks": {"type": "nested", "properties": {"text", "embedding"}}}
+            # (neural-search 3.7.0.0 mappingtransformer/SemanticInfoConfigBuilder.java:103-110).
+            if spec.get("type") == "nested":
+                for inner, inner_spec in (spec.get("properties") or {}).items():
+                    if inner_spec.get("type") == "knn_vector":
+                        return f"{SEMANTIC_FIELD}_semantic_info.{name}.{inner}"
         raise StackError(
             f"{index}: no knn_vector under {SEMANTIC_FIELD}_semantic_info in the mapping"
         )
@@ -351,7 +377,7 @@ class StackTarget:
             if system == "asymmetric":
                 query = self._neural(text, depth)
             elif system == "symmetric":
-                query = {"knn": {vector_field: {"vector": vectors[qid], "k": depth}}}
+                query = _vector_query(vector_field, vectors[qid], depth)
             elif system == "bm25":
                 query = self._match(text)
             else:
