@@ -32,11 +32,33 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+from . import catchup
 from .common import SetupError
 from .opensearch_client import OpenSearchClient
 
 # How many documents' vectors are checked after the copy.
 SAMPLE_SIZE = 5
+# POSTs that change nothing (a retry cannot apply anything twice).
+_READ_ONLY_POSTS = ("/_refresh", "/_count", "/_search", "/_cancel")
+
+
+def calls(client: OpenSearchClient) -> catchup.Call:
+    """catchup.py's transport over this package's client (errors raise OpenSearchError)."""
+
+    def call(
+        method: str,
+        path: str,
+        body: Any = None,
+        query: dict[str, str] | None = None,
+        allow: tuple[int, ...] = (),
+    ) -> tuple[int, Any]:
+        idempotent = method != "POST" or path.endswith(_READ_ONLY_POSTS)
+        response = client.request(
+            method, path, body=body, query=query, allow=allow, idempotent=idempotent
+        )
+        return response.status, response.body
+
+    return call
 
 
 def count(client: OpenSearchClient, index: str) -> int:
