@@ -250,17 +250,20 @@ def step(
     limits: Limits,
     *,
     log: Callable[[str], None] = lambda _: None,
+    seen: TaskState | None = None,
 ) -> dict[str, Any]:
     """One look at the migration; returns the next state (``phase`` ``done``: block on, caught up).
 
     Phases: ``copy`` (the full copy), ``catchup`` (an unblocked round),
     ``final`` (the round under the write block), ``done``. A failed task
-    raises :class:`CatchUpError` with the task's own reason.
+    raises :class:`CatchUpError` with the task's own reason. ``seen``: the
+    current task's state when the caller has just read it (each ``GET _tasks``
+    is a request; a progress bar reads it anyway).
     """
     phase, generation = state["phase"], int(state["generation"])
     if phase == "done":
         return state
-    result = task_state(call, str(state["task"]))
+    result = seen or task_state(call, str(state["task"]))
     if not result.completed:
         return state
     if result.failure:
