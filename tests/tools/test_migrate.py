@@ -28,7 +28,14 @@ from tests.ml_setup.conftest import (  # noqa: F401 - fixtures
 )
 from tests.ml_setup.http import signed_request
 from tests.ml_setup.test_lifecycle import INDEX
-from tests.ml_setup.test_migration import TEXTS, assert_all_reembedded, filled  # noqa: F401
+from tests.ml_setup.test_migration import (  # noqa: F401 - filled is a fixture
+    LIVE_SCRIPT,
+    TEXTS,
+    LiveClient,
+    assert_all_reembedded,
+    assert_new_index_holds,
+    filled,
+)
 from tests.support.opensearch_emulator import OpenSearchEmulator
 from tools.migrate import Migration, MigrationFailed
 from tools.signed_http import SignedHttpClient
@@ -140,7 +147,9 @@ def test_refused_copy_is_migrated_with_a_kill_and_resume_then_adopted_by_the_dep
     status, _ = signed_request(
         emulator, MASTER, "PUT", "/documents/_doc/late", {"passage_text": "after the move"}
     )
-    assert status == 200 and emulator.indices[target].docs["late"]["passage_text"] == "after the move"
+    assert (
+        status == 200 and emulator.indices[target].docs["late"]["passage_text"] == "after the move"
+    )
     del emulator.indices[target].docs["late"]
 
     # The deploy again: the Update adopts the copy (no _reindex), the cleanup deletes the old.
@@ -271,3 +280,28 @@ def test_a_plan_whose_model_is_gone_stops_before_touching_anything(
         tool(emulator).run()
     assert list(emulator.indices) == [old_index]
     assert emulator.indices[old_index].settings.get("index.blocks.write") != "true"
+
+
+def test_writes_during_the_command_are_kept_and_caught_up(
+    filled: Stack,  # noqa: F811
+    emulator: OpenSearchEmulator,  # noqa: F811
+) -> None:
+    """The same catch-up as the deployment's copy: writes, updates and deletes interleaved."""
+    old_index, _ = refuse(filled)
+    plan = emulator.indices[old_index].mappings["_meta"]["pending_migration"]
+    assert plan["write_block_seconds"] == 60, "the plan carries the deployment's block limit"
+    plan["requests_per_second"], plan["write_block_seconds"] = 2, 1
+    emulator.reindex_docs_per_poll = 25
+    live = LiveClient(emulator, {k: list(v) for k, v in LIVE_SCRIPT.items()})
+    try:
+        result = tool(emulator).run()
+    finally:
+        live.stop()
+    assert result is not None and result.source == old_index
+    assert not [r for r in live.refused if r[0] != -1], live.refused
+    assert live.refused == [(-1, 403, "cluster_block_exception")] * 2
+    assert len(reindex_calls(emulator)) == 3, "the copy, one unblocked round, the final round"
+    live.retry_all()
+    assert filled.update()[INDEX].status == "SUCCESS", "the deploy adopts the caught-up copy"
+    assert_new_index_holds(filled, emulator, live.expected, 384)
+    assert old_index not in emulator.indices and emulator.ingest_pipelines == {}
