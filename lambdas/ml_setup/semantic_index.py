@@ -528,12 +528,19 @@ def delete(props: Props, physical_id: str, ctx: Ctx) -> None:
     if spec.retain_on_delete and _migration_state(index) != MIGRATING:
         LOG.info("RetainOnDelete is true: keeping index %s and its documents", physical_id)
         return
+    migration = _meta(index).get("migration") or {}
     if _migration_state(index) == MIGRATING:
         # A rollback's Delete of a half copy: stop its task first, or it recreates the index.
-        best_effort(lambda: catchup.cancel(
-            reembed.calls(client), (_meta(index).get("migration") or {}).get("task")))  # fmt: skip
+        best_effort(lambda: catchup.cancel(reembed.calls(client), migration.get("task")))
     # A half-filled copy (a failed migration's new id, sent by a rollback) is
     # deleted even with RetainOnDelete: its documents are all still in the source.
     # Removes the index's aliases with it; an alias that has moved to a newer
     # index is no longer on this one and stays.
     client.request("DELETE", f"/{physical_id}", allow=(404,))
+    source = migration.get("source")
+    if _migration_state(index) == MIGRATING and isinstance(source, str) and source != physical_id:
+        # The copy's poll died before it could clean up: the old index takes writes
+        # again, unstamped (what _abandon does when the poll itself fails).
+        call = reembed.calls(client)
+        best_effort(lambda: catchup.set_write_block(call, source, False))
+        best_effort(lambda: catchup.finish(call, source, catchup.pipeline_id(spec.base_name)))

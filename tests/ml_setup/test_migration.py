@@ -459,3 +459,33 @@ def test_the_setup_role_may_reindex_only_this_apps_indexes(
         {"source": {"index": filled.physical[INDEX]}, "dest": {"index": "documents"}},
     )  # fmt: skip
     assert status == 403 and "indices:data/write/reindex" in body["error"]["reason"]
+
+
+def test_a_rollback_delete_of_a_running_copy_cancels_its_task(
+    filled: Stack, emulator: OpenSearchEmulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """is_complete dies (Lambda timeout, a bug): the rollback's Delete still stops the task."""
+    from ml_setup import semantic_index
+
+    def crash(*args: Any, **kwargs: Any) -> None:
+        raise RuntimeError("Lambda timed out")
+
+    old_index = filled.physical[INDEX]
+    filled.props[INDEX]["NumberOfShards"] = 2
+    monkeypatch.setattr(semantic_index, "poll", crash)
+    result = filled.update()[INDEX]
+    monkeypatch.undo()
+    assert result.status == "FAILED"
+    ((task_id, task),) = emulator.reindex_tasks.items()
+    assert not task["completed"] and result.physical_id == task["dest"]
+    rollback = filled.provider.send(
+        "Delete", INDEX, filled.resolved(INDEX), physical_id=result.physical_id
+    )
+    assert rollback.status == "SUCCESS", rollback.reason
+    assert task["canceled"] == "by user request"
+    status, body = signed_request(emulator, MASTER, "GET", f"/_tasks/{task_id}")
+    assert status == 200 and body["response"]["canceled"] == "by user request"
+    assert [i for i in emulator.indices if i.startswith("documents-")] == [old_index]
+    old = emulator.indices[old_index]
+    assert old.settings.get("index.default_pipeline", "_none") == "_none", "stamping stopped"
+    assert old.settings.get("index.blocks.write") != "true" and emulator.ingest_pipelines == {}
