@@ -15,15 +15,10 @@ overwritten with the new model's vector. (Excluding it from the copied source
 would be tidier, but the API specification's ``ReindexSource._source`` takes
 field names to include only, so the copy relies on the overwrite.)
 
-Writes during the copy (the rule): the old index gets ``index.blocks.write``
-for the copy's duration. Searches keep being served from the old index through
-the alias; writes are refused with 403 ``cluster_block_exception`` (never
-accepted and then lost) until the alias has moved, after which they go to the
-new index. Writers must retry on that error. The block is lifted whatever the
-outcome. A catch-up pass that would shorten the block (a second ``_reindex``
-into a destination with ``skip_existing_embedding``, so only changed documents
-are re-embedded) is not built; it would still need a block for deletes and the
-last writes (docs/ml-setup.md, "Writes during the copy").
+Writes during the copy: kept, not refused. The alias stays on the old index,
+which keeps taking writes; catch-up rounds copy what they changed and only the
+last, short one runs under ``index.blocks.write`` (catchup.py, which also
+cancels an abandoned copy's task; docs/ml-setup.md, "Writes during the copy").
 """
 
 from __future__ import annotations

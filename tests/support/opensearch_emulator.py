@@ -71,6 +71,10 @@ security plugin):
   counts, per-document ``failures``) or ``error``; the destination's semantic
   field re-embeds every copied document; ``index.blocks.write`` refuses writes.
   Faults: documents the fake endpoint answers 5xx for, a task that dies.
+  For writes during a migration (its own section): ingest pipelines with
+  ``set``, ``index.default_pipeline``, ``DELETE _doc``, ``_id``-sorted paging,
+  ``_reindex`` with ``source.query``, auto-creation of a deleted destination,
+  and ``POST _tasks/<id>/_cancel``.
   Unlike the plugin rules, these OpenSearch core behaviours (reindex, tasks,
   write block) cite core class names only, not a 3.7.0 tag and line: the core
   repository is too large for this workplace to fetch. That ``_reindex`` writes
