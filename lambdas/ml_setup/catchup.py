@@ -46,7 +46,10 @@ runs ingest pipelines on index requests; an update of an existing document is
 not one: inferred from UpdateHelper/TransportBulkAction, not read), so neither
 may be used during a migration. Deletes need no stamp: the id comparison
 under the block finds them. Sorting on ``_id`` relies on core's
-``indices.id_field_data.enabled`` (true by default in OpenSearch; inferred).
+``indices.id_field_data.enabled``, true by default (the setting's definition is
+quoted in opensearch-project/OpenSearch issue #12185; a sort on ``_id`` works
+with a deprecation warning, issue #13709); it loads ``_id`` fielddata onto the
+heap, once per index per migration.
 
 Abandoning a copy (deadline, failed verification, rollback) calls
 :func:`cancel` before the new index is deleted, with ``wait_for_completion``:
@@ -69,8 +72,8 @@ from typing import Any, Protocol
 from urllib.parse import quote
 
 STAMP_FIELD = "migration_generation"
-# Ids per page of the deletion scan.
-ID_PAGE = 1000
+# Ids per page of the deletion scan (index.max_result_window's default, 10000).
+ID_PAGE = 10_000
 
 
 class Call(Protocol):
