@@ -63,16 +63,6 @@ def count(client: OpenSearchClient, index: str) -> int:
     return int(body.get("count", 0))
 
 
-def set_write_block(client: OpenSearchClient, index: str, blocked: bool) -> None:
-    client.request(
-        "PUT",
-        f"/{index}/_settings",
-        body={"index": {"blocks": {"write": blocked}}},
-        idempotent=True,
-        allow=(404,) if not blocked else (),
-    )
-
-
 @dataclass(frozen=True)
 class Estimate:
     documents: int
@@ -89,71 +79,6 @@ def minutes(seconds: float) -> str:
     if seconds >= 3600:
         return f"{seconds / 3600:.1f} h"
     return f"{max(1, math.ceil(seconds / 60))} min"
-
-
-def start(
-    client: OpenSearchClient, source: str, dest: str, field: str, requests_per_second: int
-) -> str:
-    """Start the throttled copy as a task; returns the task id (``node:number``)."""
-    response = client.request(
-        "POST",
-        "/_reindex",
-        query={
-            "wait_for_completion": "false",
-            "requests_per_second": str(requests_per_second),
-        },
-        body={
-            "source": {"index": source},
-            "dest": {"index": dest},
-        },
-        idempotent=False,
-    )
-    task = response.body.get("task") if isinstance(response.body, dict) else None
-    if not task:
-        raise SetupError(f"_reindex returned no task: {response.body!r}")
-    return str(task)
-
-
-@dataclass(frozen=True)
-class TaskState:
-    completed: bool
-    created: int = 0
-    failure: str | None = None
-
-
-def _one_line(text: str, limit: int = 300) -> str:
-    line = " ".join(str(text).split())
-    return line if len(line) <= limit else line[: limit - 1] + "…"
-
-
-def check(client: OpenSearchClient, task_id: str) -> TaskState:
-    """One poll of ``GET _tasks/<id>``: running, done, or failed with the task's own reason."""
-    response = client.request("GET", f"/_tasks/{task_id}", allow=(404,))
-    if response.status == 404 or not isinstance(response.body, dict):
-        return TaskState(True, failure=f"reindex task {task_id} is gone (node restarted?)")
-    body: dict[str, Any] = response.body
-    if not body.get("completed"):
-        return TaskState(False)
-    error = body.get("error")
-    if error:
-        reason = error.get("reason") if isinstance(error, dict) else error
-        kind = error.get("type", "error") if isinstance(error, dict) else "error"
-        return TaskState(True, failure=_one_line(f"reindex task failed: {kind}: {reason}"))
-    result = body.get("response") or {}
-    failures = result.get("failures") or []
-    if failures:
-        first = failures[0]
-        cause = first.get("cause") or {}
-        return TaskState(
-            True,
-            failure=_one_line(
-                f"reindex copied {result.get('created', 0) + result.get('updated', 0)} of "
-                f"{result.get('total', '?')} documents; {len(failures)} failed, first "
-                f"(id {first.get('id')}, status {first.get('status')}): "
-                f"{cause.get('type')}: {cause.get('reason')}"
-            ),
-        )
-    return TaskState(True, created=int(result.get("created", 0)) + int(result.get("updated", 0)))
 
 
 def verify(
