@@ -109,8 +109,28 @@ def _one_line(text: str, limit: int = 300) -> str:
     return line if len(line) <= limit else line[: limit - 1] + "…"
 
 
+def default_pipeline(call: Call, index: str) -> str | None:
+    """The index's ``index.default_pipeline`` (None: unset, ``_none``, or no index)."""
+    status, body = call("GET", f"/{index}", allow=(404,))
+    if status == 404 or not isinstance(body, dict):
+        return None
+    settings = (body.get(index) or {}).get("settings") or {}
+    value = (settings.get("index") or {}).get("default_pipeline")
+    return None if value in (None, "_none") else str(value)
+
+
 def stamp(call: Call, source: str, pipeline: str, generation: int) -> None:
-    """Make the old index stamp every write with ``generation``, then refresh it."""
+    """Make the old index stamp every write with ``generation``, then refresh it.
+
+    Refused if the index already has a default pipeline of someone else's: the
+    stamp would replace it for the copy's duration (nothing here sets one).
+    """
+    current = default_pipeline(call, source)
+    if current not in (None, pipeline):
+        raise CatchUpError(
+            f"index {source} has its own index.default_pipeline {current}; the migration "
+            "would replace it while writes are stamped. Remove it, or migrate with writes paused"
+        )
     call("PUT", f"/_ingest/pipeline/{pipeline}", {
         "description": f"re-embedding migration of {source}: marks writes made during the copy",
         "processors": [{"set": {"field": STAMP_FIELD, "value": generation}}],
@@ -120,9 +140,11 @@ def stamp(call: Call, source: str, pipeline: str, generation: int) -> None:
 
 
 def finish(call: Call, source: str, pipeline: str) -> None:
-    """Stop stamping: the old index loses its default pipeline, the pipeline goes."""
-    # "_none" is the setting's default (core IndexSettings.DEFAULT_PIPELINE; inferred).
-    call("PUT", f"/{source}/_settings", {"index": {"default_pipeline": "_none"}}, allow=(404,))
+    """Stop stamping: the old index loses our default pipeline (only ours), the pipeline goes."""
+    if default_pipeline(call, source) == pipeline:
+        # "_none" is the setting's default (core IndexSettings.DEFAULT_PIPELINE; inferred).
+        call("PUT", f"/{source}/_settings", {"index": {"default_pipeline": "_none"}},
+             allow=(404,))  # fmt: skip
     call("DELETE", f"/_ingest/pipeline/{pipeline}", allow=(404,))
 
 

@@ -83,3 +83,18 @@ def test_stamping_marks_only_writes_made_after_it_and_finish_stops_it(
     call("PUT", f"/{source}/_doc/later", {"passage_text": "after finish"})
     assert "migration_generation" not in emulator.indices[source].docs["later"]
     assert emulator.ingest_pipelines == {}
+
+
+def test_a_default_pipeline_of_someone_elses_is_neither_replaced_nor_reset(
+    filled: Stack,  # noqa: F811
+    emulator: OpenSearchEmulator,
+) -> None:
+    call = in_process(emulator)
+    source = filled.physical[INDEX]
+    call("PUT", "/_ingest/pipeline/theirs", {"processors": [{"set": {"field": "a", "value": 1}}]})
+    call("PUT", f"/{source}/_settings", {"index": {"default_pipeline": "theirs"}})
+    with pytest.raises(catchup.CatchUpError, match=r"has its own index.default_pipeline theirs"):
+        catchup.stamp(call, source, "documents-migration-stamp", 1)
+    catchup.finish(call, source, "documents-migration-stamp")  # an abandon's cleanup
+    assert emulator.indices[source].settings["index.default_pipeline"] == "theirs"
+    assert set(emulator.ingest_pipelines) == {"theirs"}
