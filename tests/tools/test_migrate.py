@@ -305,3 +305,42 @@ def test_writes_during_the_command_are_kept_and_caught_up(
     assert filled.update()[INDEX].status == "SUCCESS", "the deploy adopts the caught-up copy"
     assert_new_index_holds(filled, emulator, live.expected, 384)
     assert old_index not in emulator.indices and emulator.ingest_pipelines == {}
+
+
+def test_killed_during_the_final_block_the_rerun_finishes_and_lifts_it(
+    filled: Stack,  # noqa: F811
+    emulator: OpenSearchEmulator,  # noqa: F811
+) -> None:
+    """Only the last round holds the block; a kill there leaves it (a write then is refused)."""
+    old_index, _ = refuse(filled)
+    emulator.reindex_docs_per_poll = 25
+    live = LiveClient(emulator, {1: [("PUT", "late", "written during the copy")]})
+    stall = live._poll
+
+    def stall_in_the_final_round(request: Any, task_id: str) -> Any:
+        if live.blocked():
+            emulator.reindex_docs_per_poll = 0  # the endpoint stalls under the block
+        return stall(request, task_id)
+
+    emulator._tasks_get = stall_in_the_final_round  # type: ignore[method-assign]
+    try:
+        with pytest.raises(Killed):
+            tool(emulator, kill_after=3).run()
+    finally:
+        live.stop()
+    (target,) = [i for i in emulator.indices if i != old_index]
+    assert emulator.indices[target].mappings["_meta"]["migration"]["phase"] == "final"
+    status, body = signed_request(
+        emulator, MASTER, "PUT", "/documents/_doc/blocked", {"passage_text": "refused"}
+    )
+    assert status == 403 and body["error"]["type"] == "cluster_block_exception"
+    emulator.reindex_docs_per_poll = 25
+    result = tool(emulator).run()
+    assert result is not None and result.target == target and result.documents == len(TEXTS) + 1
+    assert emulator.indices[target].docs["late"]["passage_text"] == "written during the copy"
+    assert emulator.indices[old_index].settings.get("index.blocks.write") == "false"
+    assert emulator.ingest_pipelines == {}
+    status, _ = signed_request(
+        emulator, MASTER, "PUT", "/documents/_doc/blocked", {"passage_text": "retried"}
+    )
+    assert status == 201 and "blocked" in emulator.indices[target].docs
