@@ -268,7 +268,9 @@ class Migration:
         limits = self._limits(plan)
         resumed = bool(migration.get("task"))
         if not resumed:
-            migration.update(catchup.begin(self.call, source, target, self.alias, limits))
+            migration.update(
+                catchup.begin(self.call, source, target, self.alias, limits, time.time())
+            )
             self._save(target, migration)
         migration.setdefault("phase", "copy")  # a copy started before catch-up existed
         migration.setdefault("generation", 1)

@@ -11,10 +11,13 @@ catch-up rounds; only the last one runs under ``index.blocks.write``, and only
 when it is short enough:
 
 1. Before the copy, an ingest pipeline that sets :data:`STAMP_FIELD` to the
-   round's generation (1, 2, ...) becomes the old index's
+   round's generation becomes the old index's
    ``index.default_pipeline``; the old index is refreshed; then the
    ``_reindex`` task starts. Its scroll reads a point-in-time view (refreshed
-   documents only), so every write it misses carries a stamp >= 1.
+   documents only), so every write it misses carries a stamp >= the first
+   generation. Generations count up from the migration's start time in epoch
+   seconds, so stamps an earlier migration left in the documents (they are
+   copied with them) are all below this one's.
    The pipeline's ``set`` processor and the default pipeline are OpenSearch
    core (SetProcessor, IngestService, IndexSettings.DEFAULT_PIPELINE; class
    names only, core is not mirrored here). That a default pipeline and the
@@ -259,11 +262,17 @@ def block_seconds(documents: int, limits: Limits) -> float:
     return documents / limits.docs_per_second if limits.docs_per_second > 0 else math.inf
 
 
-def begin(call: Call, source: str, dest: str, alias: str, limits: Limits) -> dict[str, Any]:
-    """Start stamping and the full copy; the returned state is what :func:`step` advances."""
-    stamp(call, source, pipeline_id(alias), 1)
+def begin(
+    call: Call, source: str, dest: str, alias: str, limits: Limits, started: float
+) -> dict[str, Any]:
+    """Start stamping and the full copy; the returned state is what :func:`step` advances.
+
+    ``started``: now, in epoch seconds (the first generation; see the module docstring).
+    """
+    first = int(started)
+    stamp(call, source, pipeline_id(alias), first)
     task = start_task(call, source, dest, limits.docs_per_second, None)
-    return {"phase": "copy", "task": task, "generation": 1, "rounds": 0}
+    return {"phase": "copy", "task": task, "generation": first, "rounds": 0}
 
 
 def step(

@@ -424,7 +424,9 @@ def update(props: Props, old_props: Props, physical_id: str, ctx: Ctx) -> Outcom
     state: dict[str, Any] = {}
     try:
         # Writes stay open: they are stamped and caught up (catchup.py).
-        state = catchup.begin(reembed.calls(client), source, name, spec.base_name, spec.limits)
+        state = catchup.begin(
+            reembed.calls(client), source, name, spec.base_name, spec.limits, ctx.now()
+        )
         _save_progress(client, spec, source, name, state)
     except Exception:
         _abandon(client, spec, source, name, state.get("task"))

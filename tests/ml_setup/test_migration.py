@@ -489,3 +489,26 @@ def test_a_rollback_delete_of_a_running_copy_cancels_its_task(
     old = emulator.indices[old_index]
     assert old.settings.get("index.default_pipeline", "_none") == "_none", "stamping stopped"
     assert old.settings.get("index.blocks.write") != "true" and emulator.ingest_pipelines == {}
+
+
+def test_stamps_left_by_an_earlier_migration_do_not_count_in_the_next(
+    filled: Stack, emulator: OpenSearchEmulator
+) -> None:
+    """Documents written during one migration keep their stamp; the next one starts above it."""
+    filled.props[INDEX].update(ReindexDocsPerSecond=2, WriteBlockSeconds=1)
+    filled.props[INDEX]["NumberOfShards"] = 2
+    script = {1: [("PUT", f"w{k}", f"written during the first copy {k}") for k in range(4)]}
+    live = LiveClient(emulator, script)
+    try:
+        assert filled.update()[INDEX].status == "SUCCESS"
+    finally:
+        live.stop()
+    first = len([c for c in emulator.calls() if c[2] == "/_reindex"])
+    stamped = [d for d in emulator.indices[filled.physical[INDEX]].docs.values()
+               if "migration_generation" in d]  # fmt: skip
+    assert len(stamped) == 4, "the first migration's writes carry its stamp into the new index"
+    filled.props[INDEX]["NumberOfShards"] = 3
+    assert filled.update()[INDEX].status == "SUCCESS"
+    second = len([c for c in emulator.calls() if c[2] == "/_reindex"]) - first
+    assert second == 1, "nothing written during the second copy: no catch-up round"
+    assert_new_index_holds(filled, emulator, live.expected, 384)
