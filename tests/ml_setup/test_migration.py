@@ -3,7 +3,9 @@
 Each test fills the index through the alias (as an application would), changes
 one property, runs CloudFormation's Update (and its cleanup), and checks that
 the documents before equal the documents after, each with a vector from the
-new model, and that the alias moved only after the copy was verified.
+new model, and that the alias moved only after the copy was verified. The
+live-write tests (LiveClient) also write, update and delete through the alias
+while the copy runs, and check that every accepted change is in the new index.
 """
 
 from __future__ import annotations

@@ -2536,7 +2536,8 @@ class OpenSearchEmulator:
     #   another pipeline replaces it (IngestService.resolvePipelines: inferred). It
     #   runs before the semantic field's system processor, which still runs
     #   (NeuralSearch.java:473 registers it as a system ingest processor; order and
-    #   coexistence inferred from core's IngestService, not read).
+    #   coexistence inferred from core's IngestService, not read). A default pipeline
+    #   that does not exist fails the write with 400 (inferred).
     # * ``DELETE /{index}/_doc/{id}``: indices:data/write/delete; 404 ``not_found``
     #   for a missing id; refused by ``index.blocks.write`` like any write.
     # * Search with ``sort: [{"_id": ...}]``, ``search_after`` and ``_source:
