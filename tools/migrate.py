@@ -11,24 +11,30 @@ the index the alias points at (``pending_migration``). This command carries
 that plan out with the same rules as the deployment's copy:
 
 1. create the new index from the plan, marked ``_meta.migration.state =
-   copying`` (with the ``_reindex`` task id once it runs);
-2. write-block the old index (searches go on through the alias; writes get a
-   retryable 403 until the alias moves, never accepted and lost);
-3. ``_reindex`` as a throttled task (``requests_per_second`` from the plan, the
-   endpoint's copy share) so the destination's semantic field re-embeds every
-   document, polled with a progress bar in docs/s;
+   copying`` (with the phase and the current ``_reindex`` task id once it runs);
+2. stamp writes to the old index and ``_reindex`` it as a throttled task
+   (``requests_per_second`` from the plan, the endpoint's copy share) so the
+   destination's semantic field re-embeds every document, polled with a
+   progress bar in docs/s. Clients keep reading *and writing* the old index
+   through the alias meanwhile;
+3. catch up what they wrote (lambdas/ml_setup/catchup.py, the same code the
+   deployment's copy runs): unblocked rounds until the rest fits in the plan's
+   ``write_block_seconds``, then one round under ``index.blocks.write`` that
+   copies the last writes and deletes what was deleted;
 4. verify: equal counts after refresh, a sample carries the new model's vectors;
 5. mark the new index ``complete``, move the alias in one ``POST /_aliases``,
-   lift the write block.
+   lift the write block, stop stamping.
 
-Resumable: state lives on the domain, not here. Killed while the task runs,
-the next run finds the ``copying`` marker and its task id and polls the same
-task (nothing is embedded twice); the old index stays write-blocked meanwhile,
-since a write accepted then would miss the task's snapshot. A task that is gone
-(node restart) is started again into the same index (documents are overwritten
-by id). Killed after the copy, the next run finishes steps 4-5. A copy that
-fails (documents the endpoint refused, a count mismatch) is abandoned: the new
-index is deleted, writes are accepted again, and a rerun starts clean. The
+Resumable: state lives on the domain, not here. Killed while a task runs, the
+next run finds the ``copying`` marker, its phase and task id, and polls the
+same task (nothing is embedded twice); writes stay open meanwhile (stamped, so
+caught up later), unless it was killed in the final round, whose block stays
+until a rerun finishes it. A task that is gone (node restart) is started again
+into the same index (documents are overwritten by id). Killed after the copy,
+the next run finishes steps 4-5. A copy that fails (documents the endpoint
+refused, a count mismatch, writes faster than the endpoint) is abandoned: its
+task is cancelled, the new index deleted, writes unblocked and no longer
+stamped, and a rerun starts clean. The
 next ``make deploy`` finds the new index complete, for the same embedding
 identity, and adopts it with no copy; its cleanup deletes the old index (or
 keeps it with RetainOnDelete).
@@ -58,11 +64,13 @@ import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 from tqdm import tqdm
 
+from lambdas.ml_setup import catchup
 from tools.signed_http import SignedHttpClient, TransportError, error_text
 from tools.smoke import SetupError, assume, default_app_name, stack_outputs
 
 PLAN = "pending_migration"  # the key semantic_index.py writes (PLAN there)
 COPYING, COMPLETE = "copying", "complete"
+PROGRESS = ("phase", "task", "generation", "rounds")  # semantic_index.STATE_KEYS
 SAMPLE_SIZE = 5
 
 
@@ -158,12 +166,26 @@ class Migration:
         migration = meta.get("migration") or {}
         if migration.get("state") == COMPLETE:
             if migration.get("source"):  # a run killed after the alias moved
-                self._set_write_block(str(migration["source"]), False)
+                self._finish(str(migration["source"]))
             return None
         raise SetupError(
             f"index {current} has no pending migration: deploy first (a deploy whose copy "
             "would take too long refuses it and records the plan this command carries out)"
         )
+
+    def call(
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        query: dict[str, str] | None = None,
+        allow: tuple[int, ...] = (),
+    ) -> tuple[int, Any]:
+        """catchup.py's transport: this tool's client, failures as MigrationFailed."""
+        response = self.client.request(method, path, body, query)
+        if not response.ok and response.status not in allow:
+            raise MigrationFailed(f"{method} {path}: {response.status} {error_text(response.body)}")
+        return response.status, response.body
 
     def run(self) -> Result | None:
         found = self.find_plan()
@@ -185,26 +207,41 @@ class Migration:
             if existing is None:
                 self._call("PUT", f"/{target}", plan["body"])
                 migration = dict(plan["body"]["mappings"]["_meta"]["migration"])
-            self._set_write_block(source, True)
             try:
                 self._copy(source, target, plan, migration)
                 self._verify(source, target, plan)
-            except MigrationFailed:
-                # Abandoned: the half copy goes (a rerun starts clean from every document
-                # written meanwhile) and writers get their index back.
-                self.client.request("DELETE", f"/{target}")
-                self._set_write_block(source, False)
-                raise
-            # Killed (KeyboardInterrupt, a lost terminal) the block stays: a write accepted
-            # now would miss the running task's snapshot, so it is refused (403, retryable)
-            # until a rerun finishes the copy.
-            done = {k: v for k, v in migration.items() if k != "task"} | {"state": COMPLETE}
+            except (MigrationFailed, catchup.CatchUpError) as error:
+                # Abandoned: the task is cancelled first (a running one would recreate the
+                # index), the half copy goes (a rerun starts clean from every document
+                # written meanwhile) and writers get their index back, unstamped.
+                self._abandon(source, target, migration.get("task"))
+                if isinstance(error, MigrationFailed):
+                    raise
+                raise MigrationFailed(f"{error}; alias unchanged, rerun to retry") from error
+            # Killed (KeyboardInterrupt, a lost terminal) nothing is undone: writes stay
+            # open and stamped during a round, blocked during the last one, until a rerun.
+            done = {k: v for k, v in migration.items() if k not in PROGRESS} | {"state": COMPLETE}
             self._call("PUT", f"/{target}/_mapping", {"_meta": {"migration": done},
                                                       "properties": {}})  # fmt: skip
         documents = self._count(target)
         self._move_alias(source, target)
-        self._set_write_block(source, False)
+        self._finish(source)
         return Result(source, target, documents, self.copied, self.clock() - started)
+
+    def _finish(self, source: str) -> None:
+        self._set_write_block(source, False)
+        catchup.finish(self.call, source, catchup.pipeline_id(self.alias))
+
+    def _abandon(self, source: str, target: str, task: str | None) -> None:
+        for undo in (
+            lambda: catchup.cancel(self.call, task),
+            lambda: self.client.request("DELETE", f"/{target}"),
+            lambda: self._finish(source),
+        ):
+            try:
+                undo()
+            except (MigrationFailed, TransportError) as error:
+                print(f"cleanup after the failure also failed: {error}", file=sys.stderr)
 
     def _set_write_block(self, index: str, blocked: bool) -> None:
         response = self.client.request(
@@ -215,68 +252,60 @@ class Migration:
                 f"write block on {index}: {response.status} {error_text(response.body)}"
             )
 
-    def _start(self, source: str, target: str, plan: dict[str, Any], migration: dict) -> str:
-        body = self._call(
-            "POST", "/_reindex", {"source": {"index": source}, "dest": {"index": target}},
-            wait_for_completion="false",
-            requests_per_second=str(int(plan.get("requests_per_second") or 1)),
-        )  # fmt: skip
-        task = str((body or {}).get("task") or "")
-        if not task:
-            raise MigrationFailed(f"_reindex returned no task: {body!r}")
-        migration["task"] = task
-        # The task id is the resume point: recorded before the first poll.
+    def _limits(self, plan: dict[str, Any]) -> catchup.Limits:
+        return catchup.Limits(
+            float(plan.get("requests_per_second") or 1),
+            float(plan.get("write_block_seconds") or 60),
+        )
+
+    def _save(self, target: str, migration: dict[str, Any]) -> None:
+        # The phase and task id are the resume point: recorded before the next poll.
         self._call("PUT", f"/{target}/_mapping", {"_meta": {"migration": migration},
                                                   "properties": {}})  # fmt: skip
-        return task
 
     def _copy(self, source: str, target: str, plan: dict[str, Any], migration: dict) -> None:
+        """The copy and its catch-up rounds (catchup.step), with a bar for the copy."""
+        limits = self._limits(plan)
         resumed = bool(migration.get("task"))
-        task = migration.get("task") or self._start(source, target, plan, migration)
+        if not resumed:
+            migration.update(
+                catchup.begin(self.call, source, target, self.alias, limits, time.time())
+            )
+            self._save(target, migration)
+        migration.setdefault("phase", "copy")  # a copy started before catch-up existed
+        migration.setdefault("generation", 1)
         bar = self.progress(self._count(source))
         before = self._count(target) if resumed else 0  # done before this run (for docs/s)
         try:
             while True:
-                response = self.client.request("GET", f"/_tasks/{task}")
-                if response.status == 404:
-                    bar.write(f"task {task} is gone (node restart?); copying again")
-                    task = self._start(source, target, plan, migration)
-                    bar.reset()
-                    before = 0
-                    continue
-                body = response.body if response.ok and isinstance(response.body, dict) else None
-                if body is None:
-                    raise MigrationFailed(
-                        f"GET /_tasks/{task}: {response.status} {error_text(response.body)}"
-                    )
-                status = (body.get("task") or {}).get("status") or body.get("response") or {}
-                done = int(status.get("created", 0)) + int(status.get("updated", 0))
-                self.copied = done - before
-                bar.update(done - bar.n)
-                if body.get("completed"):
-                    self._raise_if_failed(task, body)
+                state = {k: migration[k] for k in PROGRESS if k in migration}
+                seen = None
+                if state["phase"] == "copy":
+                    seen = catchup.task_state(self.call, str(state["task"]))
+                    if seen.gone:
+                        bar.write(f"task {state['task']} is gone (node restart?); copying again")
+                        state["task"] = catchup.start_task(
+                            self.call, source, target, limits.docs_per_second, None
+                        )
+                        migration.update(state)
+                        self._save(target, migration)
+                        bar.reset()
+                        before = 0
+                        continue
+                    self.copied = seen.done - before
+                    bar.update(seen.done - bar.n)
+                moved = catchup.step(self.call, source, target, self.alias, state, limits,
+                                     log=bar.write, seen=seen)  # fmt: skip
+                if moved != state:
+                    migration.update(moved)
+                    self._save(target, migration)
+                if moved["phase"] == "done":
+                    bar.update(max(0, bar.total - bar.n))  # the catch-up copied the rest
                     return
-                self.sleep(self.poll_seconds)
+                if moved == state:
+                    self.sleep(self.poll_seconds)
         finally:
             bar.close()
-
-    @staticmethod
-    def _raise_if_failed(task: str, body: dict[str, Any]) -> None:
-        error = body.get("error")
-        if error:
-            kind = error.get("type", "error") if isinstance(error, dict) else "error"
-            reason = error.get("reason") if isinstance(error, dict) else error
-            raise MigrationFailed(f"reindex task {task} failed: {kind}: {reason}; rerun to retry")
-        result = body.get("response") or {}
-        failures = result.get("failures") or []
-        if failures:
-            first = failures[0]
-            cause = first.get("cause") or {}
-            raise MigrationFailed(
-                f"{len(failures)} documents failed, first (id {first.get('id')}, status "
-                f"{first.get('status')}): {cause.get('type')}: {cause.get('reason')}; "
-                "alias unchanged, rerun to retry"
-            )
 
     def _verify(self, source: str, target: str, plan: dict[str, Any]) -> None:
         before, after = self._count(source), self._count(target)

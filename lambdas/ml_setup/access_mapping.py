@@ -39,14 +39,32 @@ SECURITY = "/_plugins/_security/api"
 # searches the source and its bulk writes the destination as the caller
 # (.../legacy/IndexResolverReplacer.java:855-857). GET _tasks/<id> is
 # cluster:monitor/task/get, which ml_full_access's cluster_monitor already grants.
+# Writes stay open during the copy (catchup.py): its last round deletes from
+# the new index what was deleted meanwhile (indices:data/write/delete, on our
+# patterns only). Two grants the security plugin cannot scope, said plainly:
+# ingest pipelines are cluster-wide objects (cluster:admin/ingest/pipeline/put
+# and /delete, the names of security 3.7.0.0 config/roles.yml:87-88), used for
+# the one pipeline ``<alias>-migration-stamp``; and cluster:admin/tasks/cancel
+# (core CancelTasksAction.NAME, class name only) is checked as a cluster
+# permission with no task or index scope (no task-level check in the plugin's
+# evaluator: a search of security 3.7.0.0 for "tasks/cancel" finds none), used
+# only on the copy's own _reindex task, so that an abandoned copy cannot
+# recreate the index it was writing.
 INDEX_ACTIONS = (
     "indices:admin/*",
     "indices:monitor/*",
     "indices:data/read/search*",
     "indices:data/write/index",
+    "indices:data/write/delete",
     "indices:data/write/bulk*",
 )
-SETUP_CLUSTER_ACTIONS = ("indices:data/write/reindex", "indices:data/write/bulk")
+SETUP_CLUSTER_ACTIONS = (
+    "indices:data/write/reindex",
+    "indices:data/write/bulk",
+    "cluster:admin/tasks/cancel",
+    "cluster:admin/ingest/pipeline/put",
+    "cluster:admin/ingest/pipeline/delete",
+)
 # The hybrid search pipeline (search_pipeline.py), granted only with the
 # ManageSearchPipelines property: OpenSearch core's Put/Get/DeleteSearchPipelineAction
 # names; ml_full_access has none of them. A property, not only code, so that a

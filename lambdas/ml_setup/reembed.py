@@ -15,15 +15,10 @@ overwritten with the new model's vector. (Excluding it from the copied source
 would be tidier, but the API specification's ``ReindexSource._source`` takes
 field names to include only, so the copy relies on the overwrite.)
 
-Writes during the copy (the rule): the old index gets ``index.blocks.write``
-for the copy's duration. Searches keep being served from the old index through
-the alias; writes are refused with 403 ``cluster_block_exception`` (never
-accepted and then lost) until the alias has moved, after which they go to the
-new index. Writers must retry on that error. The block is lifted whatever the
-outcome. A catch-up pass that would shorten the block (a second ``_reindex``
-into a destination with ``skip_existing_embedding``, so only changed documents
-are re-embedded) is not built; it would still need a block for deletes and the
-last writes (docs/ml-setup.md, "Writes during the copy").
+Writes during the copy: kept, not refused. The alias stays on the old index,
+which keeps taking writes; catch-up rounds copy what they changed and only the
+last, short one runs under ``index.blocks.write`` (catchup.py, which also
+cancels an abandoned copy's task; docs/ml-setup.md, "Writes during the copy").
 """
 
 from __future__ import annotations
@@ -32,11 +27,33 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+from . import catchup
 from .common import SetupError
 from .opensearch_client import OpenSearchClient
 
 # How many documents' vectors are checked after the copy.
 SAMPLE_SIZE = 5
+# POSTs that change nothing (a retry cannot apply anything twice).
+_READ_ONLY_POSTS = ("/_refresh", "/_count", "/_search", "/_cancel")
+
+
+def calls(client: OpenSearchClient) -> catchup.Call:
+    """catchup.py's transport over this package's client (errors raise OpenSearchError)."""
+
+    def call(
+        method: str,
+        path: str,
+        body: Any = None,
+        query: dict[str, str] | None = None,
+        allow: tuple[int, ...] = (),
+    ) -> tuple[int, Any]:
+        idempotent = method != "POST" or path.endswith(_READ_ONLY_POSTS)
+        response = client.request(
+            method, path, body=body, query=query, allow=allow, idempotent=idempotent
+        )
+        return response.status, response.body
+
+    return call
 
 
 def count(client: OpenSearchClient, index: str) -> int:
@@ -44,16 +61,6 @@ def count(client: OpenSearchClient, index: str) -> int:
     response = client.request("POST", f"/{index}/_count", body={}, idempotent=True)
     body = response.body if isinstance(response.body, dict) else {}
     return int(body.get("count", 0))
-
-
-def set_write_block(client: OpenSearchClient, index: str, blocked: bool) -> None:
-    client.request(
-        "PUT",
-        f"/{index}/_settings",
-        body={"index": {"blocks": {"write": blocked}}},
-        idempotent=True,
-        allow=(404,) if not blocked else (),
-    )
 
 
 @dataclass(frozen=True)
@@ -72,71 +79,6 @@ def minutes(seconds: float) -> str:
     if seconds >= 3600:
         return f"{seconds / 3600:.1f} h"
     return f"{max(1, math.ceil(seconds / 60))} min"
-
-
-def start(
-    client: OpenSearchClient, source: str, dest: str, field: str, requests_per_second: int
-) -> str:
-    """Start the throttled copy as a task; returns the task id (``node:number``)."""
-    response = client.request(
-        "POST",
-        "/_reindex",
-        query={
-            "wait_for_completion": "false",
-            "requests_per_second": str(requests_per_second),
-        },
-        body={
-            "source": {"index": source},
-            "dest": {"index": dest},
-        },
-        idempotent=False,
-    )
-    task = response.body.get("task") if isinstance(response.body, dict) else None
-    if not task:
-        raise SetupError(f"_reindex returned no task: {response.body!r}")
-    return str(task)
-
-
-@dataclass(frozen=True)
-class TaskState:
-    completed: bool
-    created: int = 0
-    failure: str | None = None
-
-
-def _one_line(text: str, limit: int = 300) -> str:
-    line = " ".join(str(text).split())
-    return line if len(line) <= limit else line[: limit - 1] + "…"
-
-
-def check(client: OpenSearchClient, task_id: str) -> TaskState:
-    """One poll of ``GET _tasks/<id>``: running, done, or failed with the task's own reason."""
-    response = client.request("GET", f"/_tasks/{task_id}", allow=(404,))
-    if response.status == 404 or not isinstance(response.body, dict):
-        return TaskState(True, failure=f"reindex task {task_id} is gone (node restarted?)")
-    body: dict[str, Any] = response.body
-    if not body.get("completed"):
-        return TaskState(False)
-    error = body.get("error")
-    if error:
-        reason = error.get("reason") if isinstance(error, dict) else error
-        kind = error.get("type", "error") if isinstance(error, dict) else "error"
-        return TaskState(True, failure=_one_line(f"reindex task failed: {kind}: {reason}"))
-    result = body.get("response") or {}
-    failures = result.get("failures") or []
-    if failures:
-        first = failures[0]
-        cause = first.get("cause") or {}
-        return TaskState(
-            True,
-            failure=_one_line(
-                f"reindex copied {result.get('created', 0) + result.get('updated', 0)} of "
-                f"{result.get('total', '?')} documents; {len(failures)} failed, first "
-                f"(id {first.get('id')}, status {first.get('status')}): "
-                f"{cause.get('type')}: {cause.get('reason')}"
-            ),
-        )
-    return TaskState(True, created=int(result.get("created", 0)) + int(result.get("updated", 0)))
 
 
 def verify(

@@ -43,7 +43,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from . import common, reembed
+from . import catchup, common, reembed
 from .common import Ctx, Outcome, SetupError, best_effort
 from .opensearch_client import OpenSearchClient, OpenSearchError
 from .properties import FIELD_NAME, INDEX_NAME, PropertyError, Props
@@ -79,6 +79,8 @@ class Spec:
     environment: str = "NAME"
     ingest_batch_size: int | None = None
     default_search_pipeline: str | None = None
+    # Longest write block the migration's last catch-up round may need (catchup.py).
+    write_block_seconds: float = 60.0
 
     @classmethod
     def parse(cls, props: Props) -> Spec:
@@ -120,7 +122,12 @@ class Spec:
                 if props.has("DefaultSearchPipeline")
                 else None
             ),
+            write_block_seconds=float(props.integer("WriteBlockSeconds", lo=1, hi=900, default=60)),
         )
+
+    @property
+    def limits(self) -> catchup.Limits:
+        return catchup.Limits(self.docs_per_second, self.write_block_seconds)
 
     @property
     def index_name(self) -> str:
@@ -385,6 +392,10 @@ def create(props: Props, ctx: Ctx) -> Outcome:
 
 MIGRATING = "copying"
 COMPLETE = "complete"
+# Who runs a copy (``_meta.migration.runner``): a deployment's copy may be
+# restarted by the next deployment, a tools.migrate copy may not.
+CLOUDFORMATION, TOOL = "cloudformation", "tools.migrate"
+STATE_KEYS = ("phase", "task", "generation", "rounds")
 # Key of the plan a refused copy leaves in the old index's _meta for tools.migrate.
 PLAN = "pending_migration"
 
@@ -430,21 +441,33 @@ def _record_plan(
     """
     plan = {
         "target": name,
-        "body": index_body(spec, _copy_meta(spec, source, MIGRATING)),
+        "body": index_body(spec, _copy_meta(spec, source, MIGRATING, TOOL)),
         "field": spec.field,
         "model_id": spec.model_id,
         "dimension": spec.dimension,
         "requests_per_second": int(spec.docs_per_second),
+        "write_block_seconds": int(spec.write_block_seconds),
     }
     meta = {**_meta(source_index), PLAN: plan}
     client.request("PUT", f"/{source}/_mapping", body={"_meta": meta, "properties": {}})
 
 
-def _copy_meta(spec: Spec, source: str, state: str) -> dict[str, Any]:
-    migration: dict[str, Any] = {"state": state, "source": source}
+def _copy_meta(
+    spec: Spec, source: str, state: str, runner: str = CLOUDFORMATION, **progress: Any
+) -> dict[str, Any]:
+    migration: dict[str, Any] = {"state": state, "source": source, "runner": runner, **progress}
     if spec.identity is not None:
         migration["identity"] = spec.identity
     return {"migration": migration}
+
+
+def _save_progress(
+    client: OpenSearchClient, spec: Spec, source: str, name: str, state: dict[str, Any]
+) -> None:
+    """The copy's phase and current task live in the new index's _meta: polls read them back."""
+    progress = {k: state[k] for k in STATE_KEYS if k in state}
+    client.request("PUT", f"/{name}/_mapping", body={
+        "_meta": _copy_meta(spec, source, MIGRATING, **progress), "properties": {}})  # fmt: skip
 
 
 def _copy_source(client: OpenSearchClient, spec: Spec, physical_id: str, name: str) -> str | None:
@@ -473,16 +496,22 @@ def update(props: Props, old_props: Props, physical_id: str, ctx: Ctx) -> Outcom
     name = spec.index_name
     source = _copy_source(client, spec, physical_id, name)
     existing = _get_index(client, name)
-    task = (_meta(existing).get("migration") or {}).get("task")
-    if existing is not None and _migration_state(existing) == MIGRATING and task:
-        # Only tools.migrate records its task in _meta: its copy is not ours to delete.
+    left = _meta(existing).get("migration") or {}
+    task = left.get("task")
+    ours = left.get("runner") == CLOUDFORMATION
+    if existing is not None and _migration_state(existing) == MIGRATING and task and not ours:
+        # tools.migrate's copy (older ones name no runner) is not ours to delete.
         raise SetupError(
             f"python -m tools.migrate is copying into {name} (task {task}); let it finish "
             f"(rerun it if it was stopped) for environment {spec.environment}, then deploy"
         )
     if existing is not None and _migration_state(existing) == MIGRATING:
         LOG.info("index %s is left from an unfinished copy; starting over", name)
-        client.request("DELETE", f"/{name}", allow=(404,))
+        if source is not None:
+            _abandon(client, spec, source, name, task)
+        else:
+            catchup.cancel(reembed.calls(client), task)
+            client.request("DELETE", f"/{name}", allow=(404,))
         existing = None
     if existing is not None:
         problem = _adoption_problem(spec, name, existing)
@@ -510,12 +539,17 @@ def update(props: Props, old_props: Props, physical_id: str, ctx: Ctx) -> Outcom
         )
     _check_model(client, spec.model_id, spec)
     _create_index(client, spec, name, _copy_meta(spec, source, MIGRATING))
+    state: dict[str, Any] = {}
     try:
-        reembed.set_write_block(client, source, True)
-        task = reembed.start(client, source, name, spec.field, int(spec.docs_per_second))
+        # Writes stay open: they are stamped and caught up (catchup.py).
+        state = catchup.begin(
+            reembed.calls(client), source, name, spec.base_name, spec.limits, ctx.now()
+        )
+        _save_progress(client, spec, source, name, state)
     except Exception:
-        _abandon(client, source, name)
+        _abandon(client, spec, source, name, state.get("task"))
         raise
+    task = state["task"]
     LOG.info("re-embedding %s -> %s: task %s, ~%s", source, name, task, estimate.seconds)
     return Outcome(
         name,
@@ -524,10 +558,16 @@ def update(props: Props, old_props: Props, physical_id: str, ctx: Ctx) -> Outcom
     )
 
 
-def _abandon(client: OpenSearchClient, source: str, name: str) -> None:
-    """Undo a copy: the new index goes (CloudFormation never adopts it), the old one is writable."""
+def _abandon(
+    client: OpenSearchClient, spec: Spec, source: str, name: str, task: str | None
+) -> None:
+    """Undo a copy: its task is cancelled before the new index goes (a running task would
+    recreate it), the old index is writable and stops stamping writes."""
+    call = reembed.calls(client)
+    best_effort(lambda: catchup.cancel(call, task))
     best_effort(lambda: client.request("DELETE", f"/{name}", allow=(404,)))
-    best_effort(lambda: reembed.set_write_block(client, source, False))
+    best_effort(lambda: catchup.set_write_block(call, source, False))
+    best_effort(lambda: catchup.finish(call, source, catchup.pipeline_id(spec.base_name)))
 
 
 def poll(props: Props, physical_id: str, wait: dict[str, Any], ctx: Ctx) -> Outcome | None:
@@ -535,30 +575,63 @@ def poll(props: Props, physical_id: str, wait: dict[str, Any], ctx: Ctx) -> Outc
     spec = Spec.parse(props)
     client = ctx.setup_client()
     source, name = str(wait["source"]), physical_id
+    call = reembed.calls(client)
+    saved = _meta(_get_index(client, name)).get("migration") or {}
+    state: dict[str, Any] = (
+        {k: saved[k] for k in STATE_KEYS if k in saved}
+        if "phase" in saved
+        else {"phase": "copy", "task": str(wait["task"]), "generation": 1, "rounds": 0}
+    )
     try:
-        state = reembed.check(client, str(wait["task"]))
-        if not state.completed:
-            if ctx.now() >= float(wait["deadline"]):
-                # Slower than estimated: the same way out as a refused estimate (the
-                # except below abandons the copy).
-                best_effort(lambda: _record_plan(
-                    client, spec, source, name, _get_index(client, source) or {}))  # fmt: skip
-                raise SetupError(
-                    f"re-embedding {source} -> {name} did not finish in time; alias unchanged. "
-                    f"Run python -m tools.migrate --env {spec.environment}, then deploy again"
-                )
+        state = _advance(client, spec, source, name, state, float(wait["deadline"]), ctx)
+        if state["phase"] != "done":
             return None
-        if state.failure:
-            raise SetupError(f"{state.failure}; alias unchanged, {source} intact")
         reembed.verify(client, source, name, spec.field, spec.model_id, spec.dimension)
         client.request("PUT", f"/{name}/_mapping", body={
             "_meta": _copy_meta(spec, source, COMPLETE), "properties": {}})  # fmt: skip
         point_alias(client, spec.base_name, name)
+    except catchup.CatchUpError as error:
+        _abandon(client, spec, source, name, state.get("task"))
+        raise SetupError(f"{error}; alias unchanged, {source} intact") from error
     except Exception:
-        _abandon(client, source, name)
+        _abandon(client, spec, source, name, state.get("task"))
         raise
-    best_effort(lambda: reembed.set_write_block(client, source, False))
+    best_effort(lambda: catchup.set_write_block(call, source, False))
+    best_effort(lambda: catchup.finish(call, source, catchup.pipeline_id(spec.base_name)))
     return _outcome(spec, name)
+
+
+def _advance(
+    client: OpenSearchClient,
+    spec: Spec,
+    source: str,
+    name: str,
+    state: dict[str, Any],
+    deadline: float,
+    ctx: Ctx,
+) -> dict[str, Any]:
+    """One catch-up step (catchup.step), saved to _meta; past the deadline, the way out."""
+    before = dict(state)
+    moved = dict(catchup.step(
+        reembed.calls(client), source, name, spec.base_name, before, spec.limits, log=LOG.info
+    ))  # fmt: skip
+    # In place: if anything below raises, the caller cancels the task just started.
+    state.clear()
+    state.update(moved)
+    if moved["phase"] == "done":
+        return moved
+    if moved != before:
+        _save_progress(client, spec, source, name, moved)
+    if ctx.now() >= deadline:
+        # Slower than estimated: the same way out as a refused estimate (the caller
+        # abandons the copy, cancelling its task first).
+        best_effort(lambda: _record_plan(
+            client, spec, source, name, _get_index(client, source) or {}))  # fmt: skip
+        raise SetupError(
+            f"re-embedding {source} -> {name} did not finish in time; alias unchanged. "
+            f"Run python -m tools.migrate --env {spec.environment}, then deploy again"
+        )
+    return moved
 
 
 def delete(props: Props, physical_id: str, ctx: Ctx) -> None:
@@ -571,11 +644,23 @@ def delete(props: Props, physical_id: str, ctx: Ctx) -> None:
         return
     client = ctx.setup_client()
     client.wait_until_available()
-    if spec.retain_on_delete and _migration_state(_get_index(client, physical_id)) != MIGRATING:
+    index = _get_index(client, physical_id)
+    if spec.retain_on_delete and _migration_state(index) != MIGRATING:
         LOG.info("RetainOnDelete is true: keeping index %s and its documents", physical_id)
         return
+    migration = _meta(index).get("migration") or {}
+    if _migration_state(index) == MIGRATING:
+        # A rollback's Delete of a half copy: stop its task first, or it recreates the index.
+        best_effort(lambda: catchup.cancel(reembed.calls(client), migration.get("task")))
     # A half-filled copy (a failed migration's new id, sent by a rollback) is
     # deleted even with RetainOnDelete: its documents are all still in the source.
     # Removes the index's aliases with it; an alias that has moved to a newer
     # index is no longer on this one and stays.
     client.request("DELETE", f"/{physical_id}", allow=(404,))
+    source = migration.get("source")
+    if _migration_state(index) == MIGRATING and isinstance(source, str) and source != physical_id:
+        # The copy's poll died before it could clean up: the old index takes writes
+        # again, unstamped (what _abandon does when the poll itself fails).
+        call = reembed.calls(client)
+        best_effort(lambda: catchup.set_write_block(call, source, False))
+        best_effort(lambda: catchup.finish(call, source, catchup.pipeline_id(spec.base_name)))

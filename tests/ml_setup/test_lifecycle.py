@@ -132,9 +132,13 @@ def test_create_maps_only_the_setup_role_and_only_through_the_master(
     role = emulator.roles["e5search-dev-ml-setup"]
     # Index management, plus the re-embedding copy's _reindex (test_migration.py).
     # ... and the hybrid search pipeline (test_search_pipeline.py).
+    # ... the migration's task cancel and stamping pipeline (test_migration.py).
     assert role["cluster_permissions"] == [
         "indices:data/write/reindex",
         "indices:data/write/bulk",
+        "cluster:admin/tasks/cancel",
+        "cluster:admin/ingest/pipeline/put",
+        "cluster:admin/ingest/pipeline/delete",
         "cluster:admin/search/pipeline/put",
         "cluster:admin/search/pipeline/get",
         "cluster:admin/search/pipeline/delete",
@@ -147,6 +151,7 @@ def test_create_maps_only_the_setup_role_and_only_through_the_master(
                 "indices:monitor/*",
                 "indices:data/read/search*",
                 "indices:data/write/index",
+                "indices:data/write/delete",
                 "indices:data/write/bulk*",
             ],
         }

@@ -77,6 +77,10 @@ security plugin):
   counts, per-document ``failures``) or ``error``; the destination's semantic
   field re-embeds every copied document; ``index.blocks.write`` refuses writes.
   Faults: documents the fake endpoint answers 5xx for, a task that dies.
+  For writes during a migration (its own section): ingest pipelines with
+  ``set``, ``index.default_pipeline``, ``DELETE _doc``, ``_id``-sorted paging,
+  ``_reindex`` with ``source.query``, auto-creation of a deleted destination,
+  and ``POST _tasks/<id>/_cancel``.
   Unlike the plugin rules, these OpenSearch core behaviours (reindex, tasks,
   write block) cite core class names only, not a 3.7.0 tag and line: the core
   repository is too large for this workplace to fetch. That ``_reindex`` writes
@@ -422,6 +426,15 @@ def matches(query: dict[str, Any], source: dict[str, Any]) -> bool:
     if kind == "terms" and isinstance(spec, dict) and len(spec) == 1:
         ((name, wanted),) = spec.items()
         return any(v in wanted for v in _field_values(source, name))
+    if kind == "range" and isinstance(spec, dict) and len(spec) == 1:
+        # Numeric bounds only (the migration's generation stamp; core RangeQueryBuilder).
+        ((name, bounds),) = spec.items()
+        checks = {"gte": float.__ge__, "gt": float.__gt__, "lte": float.__le__, "lt": float.__lt__}
+        values = [v for v in _field_values(source, name) if isinstance(v, int | float)]
+        return any(
+            all(checks[op](float(v), float(b)) for op, b in bounds.items() if op in checks)
+            for v in values
+        )
     if kind == "bool" and isinstance(spec, dict):
         must = spec.get("must", []) + spec.get("filter", [])
         must = must if isinstance(must, list) else [must]
@@ -666,6 +679,8 @@ class OpenSearchEmulator:
         self.reindex_task_dies: str | None = None
         # Search pipelines by id (the body as stored; see _pipeline_put).
         self.pipelines: dict[str, dict[str, Any]] = {}
+        # Ingest pipelines by id (the migration section).
+        self.ingest_pipelines: dict[str, dict[str, Any]] = {}
         self._task_ids = itertools.count(1000)
         # _bulk fault hooks and counters (see the _bulk section).
         self.bulk_embed_failures: list[int] = []
@@ -950,7 +965,7 @@ class OpenSearchEmulator:
             if action.startswith("ml/"):
                 action = "cluster:admin/opensearch/" + action
             routes.append(Route(method, pattern, action, getattr(self, name)))
-        return [*self._bulk_routes(), *routes]  # _bulk: see its section
+        return [*self._bulk_routes(), *self._migration_routes(), *routes]  # see their sections
 
     # -- cluster
 
@@ -2066,6 +2081,7 @@ class OpenSearchEmulator:
         state = self._index(index)
         self._check_write_block(index, state)
         source = dict(r.body or {})
+        self._run_default_pipeline(state, source, r.query)
         self._semantic_ingest(r.principal, state, source)
         result = "updated" if doc in state.docs else "created"
         state.docs[doc] = source
@@ -2118,6 +2134,8 @@ class OpenSearchEmulator:
         found = self._ids_search(query, docs)  # the _bulk section (loader's --resume)
         if found is None:
             found = [(d, s) for d, s in docs if matches(query, s)]
+        if body.get("sort") or body.get("_source") is False:
+            return self._id_page(index, body, found, size)  # the migration section
         return Outcome(200, _hits(index, found[:size]))
 
     # -- _reindex and the tasks API
@@ -2161,9 +2179,11 @@ class OpenSearchEmulator:
         state = self._index(src)
         self._index(dst)
         excludes = ((source.get("_source") or {}).get("excludes")) or []
+        selected = source.get("query") or {"match_all": {}}  # the migration's catch-up rounds
         snapshot = [
             (doc_id, {k: v for k, v in doc.items() if k not in excludes})
             for doc_id, doc in state.docs.items()
+            if matches(selected, doc)
         ]
         rps = float(r.query.get("requests_per_second", "-1"))
         task = {
@@ -2178,6 +2198,7 @@ class OpenSearchEmulator:
             "failures": [],
             "error": None,
             "completed": False,
+            "canceled": None,
             "requests_per_second": rps if rps > 0 else -1.0,
             "started": time.time(),
         }
@@ -2202,11 +2223,7 @@ class OpenSearchEmulator:
         task["pending"] = task["pending"][len(batch) :]
         dest = self.indices.get(task["dest"])
         if dest is None:
-            task["error"] = {
-                "type": "index_not_found_exception", "reason": f"no such index [{task['dest']}]"
-            }  # fmt: skip
-            task["completed"] = True
-            return
+            dest = self._auto_create(task["dest"])  # the migration section
         task["batches"] += 1
         for doc_id, source in batch:
             doc = json.loads(json.dumps(source))
@@ -2248,7 +2265,7 @@ class OpenSearchEmulator:
             "requests_per_second": task["requests_per_second"],
             "throttled_until_millis": 0,
             "failures": task["failures"],
-        }
+        } | ({"canceled": task["canceled"]} if task.get("canceled") else {})
 
     def _tasks_get(self, r: Request, task_id: str) -> Outcome:
         """``GET _tasks/<id>``: ``completed``, the task, then ``response`` or ``error``."""
@@ -2262,7 +2279,8 @@ class OpenSearchEmulator:
         node, number = task_id.split(":")
         info = {
             "node": node, "id": int(number), "type": "transport",
-            "action": "indices:data/write/reindex", "cancellable": True, "cancelled": False,
+            "action": "indices:data/write/reindex", "cancellable": True,
+            "cancelled": bool(task.get("canceled")),
             "headers": {}, "start_time_in_millis": int(task["started"] * 1000),
             "running_time_in_nanos": int((time.time() - task["started"]) * 1e9),
             "description": f"reindex from [{task['source']}] to [{task['dest']}]",
@@ -2444,7 +2462,9 @@ class OpenSearchEmulator:
                 fail(position, 409, "version_conflict_engine_exception",
                      f"[{doc_id}]: version conflict, document already exists")  # fmt: skip
                 continue
-            writes.append((position, json.loads(json.dumps(source))))
+            written = json.loads(json.dumps(source))
+            self._run_default_pipeline(state, written, r.query)
+            writes.append((position, written))
         size = int(state.settings.get("index.neural_search.semantic_ingest_batch_size", "10"))
         fields = self._semantic_fields(state)
         # issue 12 capacity section: the sub-batches' predicts hold pool connections at once.
@@ -2606,6 +2626,150 @@ class OpenSearchEmulator:
             raise ApiError(400, "parsing_exception", "[ids] query needs a values array")
         wanted_set = {str(v) for v in wanted}
         return [(d, s) for d, s in docs if d in wanted_set]
+
+    # -- writes during a migration, and cancelling its copy (issue 11)
+    #
+    # What the re-embedding migration (lambdas/ml_setup/catchup.py) relies on
+    # beyond _reindex. All OpenSearch core, which is not mirrored here: class
+    # names only, each rule marked read (from the API specification in
+    # tests/support/opensearch-api-spec) or inferred.
+    #
+    # * Ingest pipelines ``PUT/GET/DELETE /_ingest/pipeline/{id}``: permissions
+    #   cluster:admin/ingest/pipeline/put|get|delete (PutPipelineAction.NAME and
+    #   siblings; the put/delete names also appear in security 3.7.0.0
+    #   config/roles.yml:87-88). Only the ``set`` processor with a literal value is
+    #   emulated (SetProcessor; a non-string value is kept as it is: inferred).
+    # * ``index.default_pipeline`` runs on every index request into the index that
+    #   names no ``pipeline`` (``_doc`` and ``_bulk`` items); ``?pipeline=_none`` or
+    #   another pipeline replaces it (IngestService.resolvePipelines: inferred). It
+    #   runs before the semantic field's system processor, which still runs
+    #   (NeuralSearch.java:473 registers it as a system ingest processor; order and
+    #   coexistence inferred from core's IngestService, not read). A default pipeline
+    #   that does not exist fails the write with 400 (inferred).
+    # * ``DELETE /{index}/_doc/{id}``: indices:data/write/delete; 404 ``not_found``
+    #   for a missing id; refused by ``index.blocks.write`` like any write.
+    # * Search with ``sort: [{"_id": ...}]``, ``search_after`` and ``_source:
+    #   false`` (request/response shape read from the API specification: each hit
+    #   carries its ``sort`` values; sorting on ``_id`` needs
+    #   ``indices.id_field_data.enabled``, true by default: inferred).
+    # * ``_reindex`` with ``source.query`` copies only matching documents; a bulk
+    #   write to a destination that no longer exists creates it with no mapping
+    #   (AutoCreateIndex, ``action.auto_create_index`` true by default: inferred),
+    #   which is why an abandoned copy must cancel its task first.
+    # * ``POST /_tasks/{id}/_cancel`` (cluster:admin/tasks/cancel, CancelTasksAction.NAME:
+    #   inferred from the class name): answers a TaskListResponseBase (``nodes`` ->
+    #   node -> ``tasks`` -> TaskInfo, shape read from the specification). A reindex
+    #   stops at its next batch boundary and completes with ``response.canceled``
+    #   "by user request" (string field read from the specification; the text is
+    #   core BulkByScrollTask's, inferred); ``wait_for_completion=true`` answers after
+    #   that, and in the emulator the boundary is immediate. A task that is not
+    #   running (finished, unknown) is 404 ``resource_not_found_exception``
+    #   (TransportTasksAction: inferred).
+
+    def _migration_routes(self) -> list[Route]:
+        return [
+            Route("POST", r"/_tasks/(?P<task_id>[^/]+)/_cancel", "cluster:admin/tasks/cancel",
+                  self._tasks_cancel),
+            Route("PUT", r"/_ingest/pipeline/(?P<pid>[^/]+)", "cluster:admin/ingest/pipeline/put",
+                  self._ingest_pipeline_put),
+            Route("GET", r"/_ingest/pipeline/(?P<pid>[^/]+)", "cluster:admin/ingest/pipeline/get",
+                  self._ingest_pipeline_get),
+            Route("DELETE", r"/_ingest/pipeline/(?P<pid>[^/]+)",
+                  "cluster:admin/ingest/pipeline/delete", self._ingest_pipeline_delete),
+            Route("DELETE", r"/(?P<index>[^/_][^/]*)/_doc/(?P<doc>[^/]+)",
+                  "indices:data/write/delete", self._doc_delete),
+        ]  # fmt: skip
+
+    def _ingest_pipeline_put(self, r: Request, pid: str) -> Outcome:
+        body = r.body if isinstance(r.body, dict) else {}
+        for processor in body.get("processors") or []:
+            config = processor.get("set") if isinstance(processor, dict) else None
+            if not isinstance(config, dict) or "field" not in config or "value" not in config:
+                raise ApiError(  # not a server rule: the emulator has no other processor
+                    400, "illegal_argument_exception",
+                    f"the emulator supports only set processors with field and value: {processor}",
+                )  # fmt: skip
+        self.ingest_pipelines[pid] = body
+        return Outcome(200, {"acknowledged": True})
+
+    def _ingest_pipeline_get(self, r: Request, pid: str) -> Outcome:
+        if pid not in self.ingest_pipelines:
+            return Outcome(404, {})
+        return Outcome(200, {pid: self.ingest_pipelines[pid]})
+
+    def _ingest_pipeline_delete(self, r: Request, pid: str) -> Outcome:
+        if pid not in self.ingest_pipelines:
+            raise ApiError(404, "resource_not_found_exception", f"pipeline [{pid}] is missing")
+        del self.ingest_pipelines[pid]
+        return Outcome(200, {"acknowledged": True})
+
+    def _run_default_pipeline(
+        self, state: IndexState, source: dict[str, Any], query: dict[str, str]
+    ) -> None:
+        pid = query.get("pipeline") or state.settings.get("index.default_pipeline")
+        if not pid or pid == "_none":
+            return
+        pipeline = self.ingest_pipelines.get(pid)
+        if pipeline is None:
+            raise ApiError(
+                400, "illegal_argument_exception", f"pipeline with id [{pid}] does not exist"
+            )
+        for processor in pipeline.get("processors") or []:
+            config = processor["set"]
+            source[config["field"]] = json.loads(json.dumps(config["value"]))
+
+    def _doc_delete(self, r: Request, index: str, doc: str) -> Outcome:
+        state = self._index(index)
+        self._check_write_block(index, state)
+        found = state.docs.pop(doc, None) is not None
+        body = self._write_response(index, doc, "deleted" if found else "not_found")
+        return Outcome(200 if found else 404, body)
+
+    def _id_page(
+        self, index: str, body: dict[str, Any], found: list[tuple[str, dict[str, Any]]], size: int
+    ) -> Outcome:
+        sort = body.get("sort") or []
+        if sort and sort != [{"_id": "asc"}] and sort != [{"_id": {"order": "asc"}}]:
+            raise ApiError(400, "illegal_argument_exception",
+                           f"the emulator sorts on _id ascending only, not {sort}")  # fmt: skip
+        rows = sorted(found) if sort else found
+        after = body.get("search_after")
+        if after is not None:
+            rows = [(d, s) for d, s in rows if d > str(after[0])]
+        page = _hits(index, rows[:size])
+        for hit in page["hits"]["hits"]:
+            if sort:
+                hit["sort"] = [hit["_id"]]
+            if body.get("_source") is False:
+                del hit["_source"]
+        return Outcome(200, page)
+
+    def _auto_create(self, name: str) -> IndexState:
+        state = IndexState(
+            {"index.number_of_shards": "1", "index.number_of_replicas": "1"}, {"properties": {}}
+        )
+        self.indices[name] = state
+        return state
+
+    def _tasks_cancel(self, r: Request, task_id: str) -> Outcome:
+        task = self.reindex_tasks.get(task_id)
+        if task is None or task["completed"]:
+            raise ApiError(404, "resource_not_found_exception", f"task [{task_id}] is not found")
+        task["canceled"] = "by user request"
+        task["pending"] = []
+        task["completed"] = True
+        node, number = task_id.split(":")
+        info = {
+            "node": node, "id": int(number), "type": "transport",
+            "action": "indices:data/write/reindex", "cancellable": True, "cancelled": True,
+            "headers": {}, "start_time_in_millis": int(task["started"] * 1000),
+            "running_time_in_nanos": int((time.time() - task["started"]) * 1e9),
+            "description": f"reindex from [{task['source']}] to [{task['dest']}]",
+        }  # fmt: skip
+        node_info = {"name": node, "transport_address": "127.0.0.1:9300", "host": "127.0.0.1",
+                     "ip": "127.0.0.1:9300", "roles": ["data", "ingest"],
+                     "tasks": {task_id: info}}  # fmt: skip
+        return Outcome(200, {"nodes": {node: node_info}})
 
     # -- search pipelines (the hybrid search resource; the evaluation tool)
     #

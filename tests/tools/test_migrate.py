@@ -28,7 +28,14 @@ from tests.ml_setup.conftest import (  # noqa: F401 - fixtures
 )
 from tests.ml_setup.http import signed_request
 from tests.ml_setup.test_lifecycle import INDEX
-from tests.ml_setup.test_migration import TEXTS, assert_all_reembedded, filled  # noqa: F401
+from tests.ml_setup.test_migration import (  # noqa: F401 - filled is a fixture
+    LIVE_SCRIPT,
+    TEXTS,
+    LiveClient,
+    assert_all_reembedded,
+    assert_new_index_holds,
+    filled,
+)
 from tests.support.opensearch_emulator import OpenSearchEmulator
 from tools.migrate import Migration, MigrationFailed
 from tools.signed_http import SignedHttpClient
@@ -116,21 +123,23 @@ def test_refused_copy_is_migrated_with_a_kill_and_resume_then_adopted_by_the_dep
     migration = emulator.indices[target].mappings["_meta"]["migration"]
     assert migration["state"] == "copying" and migration["task"]
     assert emulator.aliases == {"documents": {old_index: {}}}, "alias not moved by a half copy"
-    status, body = signed_request(
+    status, _ = signed_request(
         emulator, MASTER, "PUT", "/documents/_doc/late", {"passage_text": "while killed"}
     )
-    assert status == 403 and body["error"]["type"] == "cluster_block_exception", (
-        "a write after the kill would miss the running task's snapshot: refused, retryable"
-    )
+    assert status == 201, "writes stay open while the command is stopped (stamped, caught up)"
 
-    # Resumed: the same task is polled to the end, not a second copy.
+    # Resumed: the same task is polled to the end, not a second copy; the write made
+    # while it was stopped is copied by the catch-up round.
     second = tool(emulator)
     result = second.run()
-    assert result is not None and result.target == target and result.documents == len(TEXTS)
+    assert result is not None and result.target == target
+    assert result.documents == len(TEXTS) + 1
+    assert emulator.indices[target].docs["late"]["passage_text"] == "while killed"
     assert 0 < result.copied < len(TEXTS), "docs/s counts what this run copied"
     print(f"tools.migrate resumed against the emulator: {result.docs_per_second:.0f} docs/s")
-    assert len(reindex_calls(emulator)) == 1, "resume re-attached to the running task"
-    assert second.bars[0].total == len(TEXTS) and second.bars[0].n == len(TEXTS)
+    calls = reindex_calls(emulator)
+    assert len(calls) == 2, "resume re-attached to the running task; one catch-up round"
+    assert second.bars[0].total == len(TEXTS) + 1 and second.bars[0].n == len(TEXTS) + 1
     assert second.bars[0].closed
     assert emulator.aliases == {"documents": {target: {}}}
     assert emulator.indices[target].mappings["_meta"]["migration"]["state"] == "complete"
@@ -138,14 +147,16 @@ def test_refused_copy_is_migrated_with_a_kill_and_resume_then_adopted_by_the_dep
     status, _ = signed_request(
         emulator, MASTER, "PUT", "/documents/_doc/late", {"passage_text": "after the move"}
     )
-    assert status == 201 and "late" in emulator.indices[target].docs
+    assert (
+        status == 200 and emulator.indices[target].docs["late"]["passage_text"] == "after the move"
+    )
     del emulator.indices[target].docs["late"]
 
     # The deploy again: the Update adopts the copy (no _reindex), the cleanup deletes the old.
     results = filled.update()
     assert results[INDEX].status == "SUCCESS", results[INDEX].reason
     assert results[INDEX].physical_id == target
-    assert len(reindex_calls(emulator)) == 1, "the deploy made no copy of its own"
+    assert len(reindex_calls(emulator)) == 2, "the deploy made no copy of its own"
     assert old_index not in emulator.indices
     assert_all_reembedded(filled, emulator, 384)
     assert tool(emulator).run() is None, "a second run has nothing to do"
@@ -175,7 +186,7 @@ def test_a_failed_copy_leaves_the_alias_and_can_be_rerun(
 ) -> None:
     old_index, _ = refuse(filled)
     emulator.reindex_failing_docs = {"7"}
-    with pytest.raises(MigrationFailed, match=r"1 documents failed, first \(id 7, status 500\)"):
+    with pytest.raises(MigrationFailed, match=r"; 1 failed, first \(id 7, status 500\)"):
         tool(emulator).run()
     assert emulator.aliases == {"documents": {old_index: {}}}
     assert list(emulator.indices) == [old_index], "the half copy is deleted"
@@ -269,3 +280,67 @@ def test_a_plan_whose_model_is_gone_stops_before_touching_anything(
         tool(emulator).run()
     assert list(emulator.indices) == [old_index]
     assert emulator.indices[old_index].settings.get("index.blocks.write") != "true"
+
+
+def test_writes_during_the_command_are_kept_and_caught_up(
+    filled: Stack,  # noqa: F811
+    emulator: OpenSearchEmulator,  # noqa: F811
+) -> None:
+    """The same catch-up as the deployment's copy: writes, updates and deletes interleaved."""
+    old_index, _ = refuse(filled)
+    plan = emulator.indices[old_index].mappings["_meta"]["pending_migration"]
+    assert plan["write_block_seconds"] == 60, "the plan carries the deployment's block limit"
+    plan["requests_per_second"], plan["write_block_seconds"] = 2, 1
+    emulator.reindex_docs_per_poll = 25
+    live = LiveClient(emulator, {k: list(v) for k, v in LIVE_SCRIPT.items()})
+    try:
+        result = tool(emulator).run()
+    finally:
+        live.stop()
+    assert result is not None and result.source == old_index
+    assert not [r for r in live.refused if r[0] != -1], live.refused
+    assert live.refused == [(-1, 403, "cluster_block_exception")] * 2
+    assert len(reindex_calls(emulator)) == 3, "the copy, one unblocked round, the final round"
+    live.retry_all()
+    assert filled.update()[INDEX].status == "SUCCESS", "the deploy adopts the caught-up copy"
+    assert_new_index_holds(filled, emulator, live.expected, 384)
+    assert old_index not in emulator.indices and emulator.ingest_pipelines == {}
+
+
+def test_killed_during_the_final_block_the_rerun_finishes_and_lifts_it(
+    filled: Stack,  # noqa: F811
+    emulator: OpenSearchEmulator,  # noqa: F811
+) -> None:
+    """Only the last round holds the block; a kill there leaves it (a write then is refused)."""
+    old_index, _ = refuse(filled)
+    emulator.reindex_docs_per_poll = 25
+    live = LiveClient(emulator, {1: [("PUT", "late", "written during the copy")]})
+    stall = live._poll
+
+    def stall_in_the_final_round(request: Any, task_id: str) -> Any:
+        if live.blocked():
+            emulator.reindex_docs_per_poll = 0  # the endpoint stalls under the block
+        return stall(request, task_id)
+
+    emulator._tasks_get = stall_in_the_final_round  # type: ignore[method-assign]
+    try:
+        with pytest.raises(Killed):
+            tool(emulator, kill_after=3).run()
+    finally:
+        live.stop()
+    (target,) = [i for i in emulator.indices if i != old_index]
+    assert emulator.indices[target].mappings["_meta"]["migration"]["phase"] == "final"
+    status, body = signed_request(
+        emulator, MASTER, "PUT", "/documents/_doc/blocked", {"passage_text": "refused"}
+    )
+    assert status == 403 and body["error"]["type"] == "cluster_block_exception"
+    emulator.reindex_docs_per_poll = 25
+    result = tool(emulator).run()
+    assert result is not None and result.target == target and result.documents == len(TEXTS) + 1
+    assert emulator.indices[target].docs["late"]["passage_text"] == "written during the copy"
+    assert emulator.indices[old_index].settings.get("index.blocks.write") == "false"
+    assert emulator.ingest_pipelines == {}
+    status, _ = signed_request(
+        emulator, MASTER, "PUT", "/documents/_doc/blocked", {"passage_text": "retried"}
+    )
+    assert status == 201 and "blocked" in emulator.indices[target].docs
