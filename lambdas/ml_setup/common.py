@@ -13,8 +13,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-import urllib3
-
 from .opensearch_client import (
     Backoff,
     Clock,
@@ -61,7 +59,6 @@ class Runtime:
     assume_role: Callable[[str, str], CredentialSource]
     wait_timeout_seconds: float
     backoff: Backoff = field(default_factory=Backoff)
-    pool: urllib3.PoolManager | None = None
 
 
 @dataclass(frozen=True)
@@ -110,7 +107,6 @@ class Ctx:
                 deadline=self.deadline,
                 clock=self.runtime.clock,
                 backoff=self.runtime.backoff,
-                pool=self.runtime.pool,
             )
         return self._clients[key]
 
