@@ -48,7 +48,6 @@ with warnings.catch_warnings():
 LOG = logging.getLogger()
 LOG.setLevel(logging.INFO)
 
-ML = "/_plugins/_ml"
 PROBE = "health check of the semantic search path"
 REASON_LIMIT = 300
 DEFAULT_TIMEOUT_SECONDS = 20.0
