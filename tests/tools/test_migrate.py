@@ -31,7 +31,7 @@ from tests.ml_setup.test_lifecycle import INDEX
 from tests.ml_setup.test_migration import TEXTS, assert_all_reembedded, filled  # noqa: F401
 from tests.support.opensearch_emulator import OpenSearchEmulator
 from tools.migrate import Migration, MigrationFailed
-from tools.signed_http import SignedHttpClient
+from tools.opensearch import SignedHttpClient
 
 
 class Killed(BaseException):
