@@ -375,16 +375,20 @@ class OpenSearchClient:
         path: str,
         api: Callable[[OpenSearch, float], Any],
         *,
+        allow: Iterable[int] = (),
         idempotent: bool | None = None,
     ) -> Response:
         """Run ``api(client, timeout)``, a typed opensearch-py call, under the retry rules.
 
-        ``method`` and ``path`` name the call in errors and decide idempotence,
-        as for :meth:`request`; ``timeout`` is the attempt's share of the deadline.
+        ``method`` and ``path`` are what ``api`` sends: they name the call in
+        errors, decide idempotence as for :meth:`request`, and are checked for
+        dot segments (a typed API quotes ``/`` in an id, but not ``..``).
+        ``timeout`` is the attempt's share of the deadline; a status in ``allow``
+        returns as a :class:`Response` with the error body.
         """
         check_path(path)
         return self._retrying(
-            method, path, lambda timeout: (200, api(self._os, timeout)), idempotent
+            method, path, lambda timeout: (200, api(self._os, timeout)), idempotent, allow
         )
 
     def _retrying(
@@ -393,7 +397,9 @@ class OpenSearchClient:
         path: str,
         send: Callable[[float], tuple[int, Any]],
         idempotent: bool | None,
+        allow: Iterable[int] = (),
     ) -> Response:
+        allowed = frozenset(allow)
         if idempotent is None:
             idempotent = method in ("GET", "HEAD", "PUT", "DELETE")
         started = self._clock.now()
@@ -413,6 +419,8 @@ class OpenSearchClient:
                 status = exc.status_code if isinstance(exc.status_code, int) else 0
                 # info is the parsed JSON body; error is the raw text when it was not JSON.
                 raw = exc.info if exc.info is not None else exc.error
+                if status in allowed:
+                    return Response(status, raw)
                 error_type, reason = parse_error(status, raw)
                 failure = OpenSearchError(method, path, status, error_type, reason)
                 retryable = status in PRE_EXECUTION_RETRY or (idempotent and status in SERVER_RETRY)
