@@ -65,7 +65,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from tqdm import tqdm
 
 from lambdas.ml_setup import catchup
-from tools.signed_http import SignedHttpClient, TransportError, error_text
+from tools.opensearch import SignedHttpClient, TransportError, error_text
 from tools.smoke import SetupError, assume, default_app_name, stack_outputs
 
 PLAN = "pending_migration"  # the key semantic_index.py writes (PLAN there)

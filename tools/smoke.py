@@ -53,7 +53,7 @@ from typing import Any
 import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
-from tools.signed_http import Response, SignedHttpClient, TransportError
+from tools.opensearch import Response, SignedHttpClient, TransportError
 
 ML = "/_plugins/_ml"
 DEFAULT_FIELD = "passage_text"

@@ -19,29 +19,35 @@ on this domain. Inside OpenSearch the session is the search-client role
 its permissions), so no extra security-plugin mapping is needed.
 
 This package imports nothing from the rest of the repository; boto3 and
-botocore come with the Lambda runtime, urllib3 is bundled from
-lambdas/requirements.txt.
+botocore come with the Lambda runtime; opensearch-py (the client) and what it
+imports at run time are bundled from lambdas/requirements.txt.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import urllib3
-from botocore.auth import SigV4Auth
-from botocore.awsrequest import AWSRequest
 from botocore.credentials import ReadOnlyCredentials
+
+# opensearch-py's signer module imports requests, which warns on import when no
+# character-detection library is installed; none is bundled (nothing here decodes
+# a requests response).
+with warnings.catch_warnings():
+    warnings.filterwarnings("ignore", message="Unable to find acceptable character detection")
+    from opensearchpy import OpenSearch, Urllib3AWSV4SignerAuth, Urllib3HttpConnection
+    from opensearchpy.exceptions import ConnectionError as ClientConnectionError
+    from opensearchpy.exceptions import ConnectionTimeout, TransportError
 
 LOG = logging.getLogger()
 LOG.setLevel(logging.INFO)
 
-ML = "/_plugins/_ml"
 PROBE = "health check of the semantic search path"
 REASON_LIMIT = 300
 DEFAULT_TIMEOUT_SECONDS = 20.0
@@ -75,7 +81,13 @@ class Result:
 
 
 class Domain:
-    """Signed JSON requests to one domain, without retries: a check reports, it does not heal."""
+    """The model's two APIs on one domain, through opensearch-py, without retries.
+
+    A check reports, it does not heal: opensearch-py's own retries are off
+    (``max_retries=0``, ``retry_on_timeout=False``, no ``retry_on_status``) so one
+    run is one GET and at most one ``_predict``, each bounded by the timeout.
+    Requests are signed by opensearch-py's ``Urllib3AWSV4SignerAuth``.
+    """
 
     def __init__(
         self,
@@ -88,28 +100,38 @@ class Domain:
         self.base = (
             endpoint if endpoint.startswith(("http://", "https://")) else f"https://{endpoint}"
         )
-        self.region = region
-        self.credentials = credentials
-        self.pool = urllib3.PoolManager(
-            retries=False,
-            timeout=urllib3.Timeout(connect=min(5.0, timeout_seconds), read=timeout_seconds),
+        https = self.base.startswith("https://")
+        self.client = OpenSearch(
+            hosts=[self.base],
+            http_auth=Urllib3AWSV4SignerAuth(credentials, region, "es"),
+            connection_class=Urllib3HttpConnection,
+            use_ssl=https,
+            verify_certs=https,
+            timeout=timeout_seconds,
+            max_retries=0,
+            retry_on_timeout=False,
+            retry_on_status=(),
         )
 
-    def call(self, method: str, path: str, body: Any = None) -> tuple[int, Any]:
-        url = self.base + path
-        data = None if body is None else json.dumps(body).encode()
-        headers = {"Content-Type": "application/json"} if data is not None else {}
-        request = AWSRequest(method=method, url=url, data=data, headers=headers)
-        SigV4Auth(self.credentials, "es", self.region).add_auth(request)
-        response = self.pool.request(
-            method, url, body=data, headers=dict(request.headers.items()), preload_content=True
-        )
-        text = response.data.decode("utf-8", "replace") if response.data else ""
-        try:
-            parsed = json.loads(text) if text else None
-        except ValueError:
-            parsed = text
-        return response.status, parsed
+    def get_model(self, model_id: str) -> tuple[int, Any]:
+        """``GET /_plugins/_ml/models/{id}``: (status, body)."""
+        return _answer(lambda: self.client.plugins.ml.get_model(model_id=model_id))
+
+    def predict(self, model_id: str, body: dict[str, Any]) -> tuple[int, Any]:
+        """``POST /_plugins/_ml/models/{id}/_predict``: (status, body)."""
+        return _answer(lambda: self.client.plugins.ml.predict_model(model_id=model_id, body=body))
+
+
+def _answer(call: Callable[[], Any]) -> tuple[int, Any]:
+    """(200, body), or (status, error body) for an HTTP error; no answer at all raises."""
+    try:
+        return 200, call()
+    except ClientConnectionError:
+        raise
+    except TransportError as err:
+        status = err.status_code if isinstance(err.status_code, int) else 0
+        # info is the parsed JSON error body; error is the raw text when it was not JSON.
+        return status, err.info if err.info is not None else err.error
 
 
 def _one_line(text: str) -> str:
@@ -156,8 +178,8 @@ def check(
 ) -> Result:
     """GET the model, then embed one query; any failure becomes a one-line reason."""
     try:
-        status, body = domain.call("GET", f"{ML}/models/{model_id}")
-    except (urllib3.exceptions.HTTPError, OSError) as err:
+        status, body = domain.get_model(model_id)
+    except ClientConnectionError as err:
         return Result(False, False, None, _one_line(f"GET model {model_id}: {_network(err)}"))
     if status == 404:
         return Result(False, False, None, f"model {model_id} does not exist")
@@ -171,12 +193,10 @@ def check(
 
     started = clock()
     try:
-        status, body = domain.call(
-            "POST",
-            f"{ML}/models/{model_id}/_predict",
-            {"parameters": {"texts": [PROBE], "content_type": "query"}},
+        status, body = domain.predict(
+            model_id, {"parameters": {"texts": [PROBE], "content_type": "query"}}
         )
-    except (urllib3.exceptions.HTTPError, OSError) as err:
+    except ClientConnectionError as err:
         return Result(True, False, None, _one_line(f"_predict: {_network(err)}"))
     latency_ms = round((clock() - started) * 1000.0, 1)
     if status != 200:
@@ -197,11 +217,15 @@ def check(
     return Result(True, True, latency_ms, "")
 
 
-def _network(err: BaseException) -> str:
-    if isinstance(err, (urllib3.exceptions.TimeoutError, TimeoutError)):
-        return f"timed out ({type(err).__name__})"
-    reason = getattr(err, "reason", None)
-    return f"{type(err).__name__}: {reason or err}"
+def _network(err: ClientConnectionError) -> str:
+    """One line for "no answer": opensearch-py wraps urllib3's exception in ``info``."""
+    cause = err.info if isinstance(err.info, BaseException) else err
+    if isinstance(err, ConnectionTimeout) or isinstance(
+        cause, (urllib3.exceptions.TimeoutError, TimeoutError)
+    ):
+        return f"timed out ({type(cause).__name__})"
+    reason = getattr(cause, "reason", None)
+    return f"{type(cause).__name__}: {reason or cause}"
 
 
 def metric_data(result: Result, environment: str) -> list[dict[str, Any]]:

@@ -13,8 +13,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-import urllib3
-
 from .opensearch_client import (
     Backoff,
     Clock,
@@ -61,7 +59,6 @@ class Runtime:
     assume_role: Callable[[str, str], CredentialSource]
     wait_timeout_seconds: float
     backoff: Backoff = field(default_factory=Backoff)
-    pool: urllib3.PoolManager | None = None
 
 
 @dataclass(frozen=True)
@@ -110,7 +107,6 @@ class Ctx:
                 deadline=self.deadline,
                 clock=self.runtime.clock,
                 backoff=self.runtime.backoff,
-                pool=self.runtime.pool,
             )
         return self._clients[key]
 
@@ -206,21 +202,42 @@ IN_PROGRESS_STATES = frozenset({"DEPLOYING", "LOADING", "PARTIALLY_DEPLOYED", "P
 UNDEPLOY_BEFORE_DELETE = DEPLOYED_STATES | IN_PROGRESS_STATES
 
 
+# The model and task calls below use opensearch-py's typed ML Commons API
+# (client.plugins.ml) under OpenSearchClient's retry rules; the path beside each
+# is what it sends, for errors and the dot-segment check.
+
+
 def get_model(client: OpenSearchClient, model_id: str) -> dict | None:
-    response = client.request("GET", f"/_plugins/_ml/models/{model_id}", allow=(404,))
+    response = client.call(
+        "GET",
+        f"/_plugins/_ml/models/{model_id}",
+        lambda os, timeout: os.plugins.ml.get_model(model_id=model_id, request_timeout=timeout),
+        allow=(404,),
+    )
     return None if response.status == 404 else response.body
 
 
 def deploy(client: OpenSearchClient, model_id: str) -> str | None:
     """Start deploying; returns the task id (its error is the reason if deployment fails)."""
-    response = client.request("POST", f"/_plugins/_ml/models/{model_id}/_deploy", idempotent=True)
+    response = client.call(
+        "POST",
+        f"/_plugins/_ml/models/{model_id}/_deploy",
+        lambda os, timeout: os.plugins.ml.deploy_model(model_id=model_id, request_timeout=timeout),
+        idempotent=True,
+    )
     body = response.body if isinstance(response.body, dict) else {}
     return body.get("task_id")
 
 
 def undeploy(client: OpenSearchClient, model_id: str) -> None:
-    client.request(
-        "POST", f"/_plugins/_ml/models/{model_id}/_undeploy", allow=(404,), idempotent=True
+    client.call(
+        "POST",
+        f"/_plugins/_ml/models/{model_id}/_undeploy",
+        lambda os, timeout: os.plugins.ml.undeploy_model(
+            model_id=model_id, request_timeout=timeout
+        ),
+        allow=(404,),
+        idempotent=True,
     )
 
 
@@ -228,7 +245,12 @@ def task_error(client: OpenSearchClient, task_id: str | None) -> str | None:
     """The error ML Commons recorded on a deploy task, if any."""
     if not task_id:
         return None
-    response = client.request("GET", f"/_plugins/_ml/tasks/{task_id}", allow=(404,))
+    response = client.call(
+        "GET",
+        f"/_plugins/_ml/tasks/{task_id}",
+        lambda os, timeout: os.plugins.ml.get_task(task_id=task_id, request_timeout=timeout),
+        allow=(404,),
+    )
     if response.status == 404 or not isinstance(response.body, dict):
         return None
     error = response.body.get("error")

@@ -1,12 +1,17 @@
-"""A small SigV4-signing OpenSearch REST client for the custom-resource Lambda.
+"""The OpenSearch client of the custom-resource Lambda: opensearch-py, with our retry rules.
 
-Why not opensearch-py: its 3.x releases pull grpcio (about 19 MB) that this
-code never imports, and its retry logic does not know the one fault that
-dominates a fresh deployment: IAM access policies and security-plugin role
-mappings take seconds to propagate, so the first calls of a new identity get
-401/403. This client is urllib3 (bundled, pinned) plus botocore's SigV4Auth
-(in the Lambda runtime), and retries what is worth retrying until a deadline
-derived from the Lambda's remaining time, never forever.
+Requests go through opensearch-py (``OpenSearch`` with ``Urllib3HttpConnection``
+and ``Urllib3AWSV4SignerAuth``: the ecosystem's SigV4 signer, connection
+pooling, error mapping and typed APIs). What opensearch-py does not give, and
+this module adds, is the retry policy of a custom resource: its own retries are
+switched off (``max_retries=0``, ``retry_on_timeout=False``, no
+``retry_on_status``) because they retry a fixed number of times with no
+deadline, retry any request after a connection error (a POST that created an
+object may be sent twice), and do not know the one fault that dominates a
+fresh deployment: IAM access policies and security-plugin role mappings take
+seconds to propagate, so the first calls of a new identity get 401/403. Ours
+retry what is worth retrying until a deadline derived from the Lambda's
+remaining time, never forever, and are the only ones.
 
 Retry rules:
 * 429 (throttling) and 408 are retried for every request until the deadline:
@@ -25,7 +30,11 @@ Retry rules:
   A POST that creates an object may have succeeded before the 5xx; resource
   code retries those at a higher level (find by name, then create).
 Backoff is exponential with full jitter, capped, and never sleeps past the
-deadline.
+deadline. Each attempt's timeout is cut to the time left before the deadline.
+
+The bundle: opensearch-py is installed with ``--no-deps`` plus exactly what it
+imports at run time (lambdas/requirements.txt); botocore (which the signer
+uses) comes with the Lambda runtime.
 """
 
 from __future__ import annotations
@@ -35,15 +44,22 @@ import logging
 import random
 import re
 import time
+import warnings
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
-from urllib.parse import quote, urlencode, urlsplit
+from urllib.parse import quote, urlsplit
 
-import urllib3
-from botocore.auth import SigV4Auth
-from botocore.awsrequest import AWSRequest
 from botocore.credentials import ReadOnlyCredentials
+
+# opensearch-py's signer module imports requests (for its requests-based signer,
+# which we do not use), and requests warns on import when no character-detection
+# library is installed. None is bundled: nothing here decodes a requests response.
+with warnings.catch_warnings():
+    warnings.filterwarnings("ignore", message="Unable to find acceptable character detection")
+    from opensearchpy import OpenSearch, Urllib3AWSV4SignerAuth, Urllib3HttpConnection
+    from opensearchpy.exceptions import ConnectionError as ClientConnectionError
+    from opensearchpy.exceptions import TransportError
 
 LOG = logging.getLogger(__name__)
 
@@ -57,6 +73,7 @@ _MISSING_PERMISSION = re.compile(r"no permissions for \[([^\]]*)\]")
 # Possibly after the request took effect: retried only when idempotent.
 SERVER_RETRY = frozenset({500, 502, 503, 504})
 MAX_REASON_CHARS = 600
+SERVICE = "es"
 
 
 class Clock(Protocol):
@@ -129,21 +146,32 @@ class PermissionDenied(OpenSearchError):
         self.last = last
 
 
-def is_propagation_denial(status: int, raw: bytes) -> bool:
+def _parsed(raw: Any) -> tuple[Any, str | None]:
+    """(JSON value or None, text or None) of a body given as bytes, text or already parsed."""
+    if raw is None or isinstance(raw, (dict, list)):
+        return raw, None
+    if isinstance(raw, bytes):
+        raw = raw.decode("utf-8", "replace")
+    text = str(raw)
+    try:
+        return (json.loads(text) if text else None), None
+    except ValueError:
+        return None, text
+
+
+def is_propagation_denial(status: int, raw: Any) -> bool:
     """True for the denials a just-created identity gets while IAM and mappings propagate.
 
     401, and the front end's IAM answer: a top-level ``Message`` (capital M, the
     AWS service shape, not OpenSearch's ``error`` object) saying the caller "is
-    not authorized to perform: es:ESHttp<Method>".
+    not authorized to perform: es:ESHttp<Method>". ``raw`` is the body as bytes,
+    text or parsed JSON.
     """
     if status == 401:
         return True
     if status != 403:
         return False
-    try:
-        body = json.loads(raw.decode("utf-8")) if raw else None
-    except (UnicodeDecodeError, ValueError):
-        return False
+    body, _ = _parsed(raw)
     message = body.get("Message") if isinstance(body, dict) else None
     return isinstance(message, str) and _FRONT_END_DENIAL.search(message) is not None
 
@@ -172,19 +200,17 @@ class Backoff:
         return self.rng.uniform(0, min(self.cap, self.base * (2**attempt)))
 
 
-def parse_error(status: int, raw: bytes) -> tuple[str, str]:
+def parse_error(status: int, raw: Any) -> tuple[str, str]:
     """Extract (type, reason) from the error shapes OpenSearch and AWS return.
 
     Shapes seen: the standard ``{"error": {"type", "reason"}}``; ML Commons'
     ``{"error": {"type", "reason", "details"}}``; the security plugin's
     ``{"status": "NOT_FOUND", "message": ...}``; the service front end's
-    ``{"Message": ...}``; and plain text.
+    ``{"Message": ...}``; and plain text. ``raw`` is bytes, text or parsed JSON.
     """
-    try:
-        body = json.loads(raw.decode("utf-8")) if raw else None
-    except (UnicodeDecodeError, ValueError):
-        text = raw.decode("utf-8", "replace").strip()
-        return "http_error", text or f"HTTP {status}"
+    body, text = _parsed(raw)
+    if text is not None:
+        return "http_error", text.strip() or f"HTTP {status}"
     if isinstance(body, dict):
         error = body.get("error")
         if isinstance(error, dict):
@@ -203,8 +229,66 @@ def parse_error(status: int, raw: bytes) -> tuple[str, str]:
     return "http_error", json.dumps(body)[:MAX_REASON_CHARS] if body else f"HTTP {status}"
 
 
+class _PerRequestCredentials:
+    """Hands opensearch-py's signer our credential source.
+
+    The signer calls ``get_frozen_credentials()`` once per request (so a refresh
+    never mixes an old key with a new secret); ours returns frozen credentials,
+    refreshed by the source (identity.py) before they expire.
+    """
+
+    def __init__(self, source: CredentialSource) -> None:
+        self._source = source
+
+    def get_frozen_credentials(self) -> ReadOnlyCredentials:
+        return self._source()
+
+
+def check_path(path: str) -> str:
+    """The path percent-encoded, or ValueError for one that could reach another API.
+
+    A crafted id must never turn into another API's path: ``quote`` keeps
+    ``../``, so dot segments are refused before anything is sent.
+    """
+    if not path.startswith("/") or any(seg in (".", "..") for seg in path.split("/")):
+        raise ValueError(f"refusing a request path with dot segments: {path[:200]!r}")
+    return quote(path, safe="/_-.~,*")
+
+
+def connect(
+    endpoint: str, region: str, credentials: CredentialSource, *, timeout: float = 30.0
+) -> OpenSearch:
+    """An opensearch-py client for ``endpoint`` signing with ``credentials``, retrying nothing.
+
+    ``max_retries=0``, ``retry_on_timeout=False`` and an empty ``retry_on_status``:
+    the retry rules of :class:`OpenSearchClient` must be the only ones, or a POST
+    could be resent after a connection error and every retry would multiply.
+    """
+    base = endpoint if "://" in endpoint else f"https://{endpoint}"
+    parts = urlsplit(base)
+    if parts.scheme not in ("https", "http") or not parts.netloc:
+        raise ValueError(f"not a domain endpoint: {endpoint!r}")
+    https = parts.scheme == "https"
+    return OpenSearch(
+        hosts=[f"{parts.scheme}://{parts.netloc}"],
+        http_auth=Urllib3AWSV4SignerAuth(_PerRequestCredentials(credentials), region, SERVICE),
+        connection_class=Urllib3HttpConnection,
+        use_ssl=https,
+        verify_certs=https,
+        timeout=timeout,
+        max_retries=0,
+        retry_on_timeout=False,
+        retry_on_status=(),
+    )
+
+
 class OpenSearchClient:
-    """Signed JSON requests to one domain, with bounded retries."""
+    """Requests to one domain through opensearch-py, with bounded retries of our own.
+
+    :meth:`request` takes a path (what the resource modules use); :meth:`call`
+    runs a typed opensearch-py API (``client.cluster``, ``client.plugins.ml``,
+    ...) under the same rules. :attr:`opensearch` is the underlying client.
+    """
 
     def __init__(
         self,
@@ -215,24 +299,17 @@ class OpenSearchClient:
         deadline: float,
         clock: Clock | None = None,
         backoff: Backoff | None = None,
-        pool: urllib3.PoolManager | None = None,
         request_timeout: float = 30.0,
     ) -> None:
-        base = endpoint if "://" in endpoint else f"https://{endpoint}"
-        parts = urlsplit(base)
-        if parts.scheme not in ("https", "http") or not parts.netloc:
-            raise ValueError(f"not a domain endpoint: {endpoint!r}")
-        self._base = f"{parts.scheme}://{parts.netloc}"
-        self._host = parts.netloc
-        self._region = region
-        self._credentials = credentials
+        self._os = connect(endpoint, region, credentials, timeout=request_timeout)
         self._clock = clock or SystemClock()
         self._deadline = deadline
         self._backoff = backoff or Backoff()
-        self._pool = pool or urllib3.PoolManager(
-            retries=False, timeout=urllib3.Timeout(connect=5.0, read=request_timeout)
-        )
         self._request_timeout = request_timeout
+
+    @property
+    def opensearch(self) -> OpenSearch:
+        return self._os
 
     @property
     def deadline(self) -> float:
@@ -256,7 +333,11 @@ class OpenSearchClient:
         user and ``ml_full_access`` have; 401/403 while permissions propagate
         and 5xx while the domain is still processing are retried.
         """
-        return self.request("GET", "/_cluster/health", idempotent=True)
+        return self.call(
+            "GET",
+            "/_cluster/health",
+            lambda client, timeout: client.cluster.health(request_timeout=timeout),
+        )
 
     def request(
         self,
@@ -268,7 +349,56 @@ class OpenSearchClient:
         allow: Iterable[int] = (),
         idempotent: bool | None = None,
     ) -> Response:
-        """Send one logical request; statuses in ``allow`` (e.g. 404) return instead of raising."""
+        """Send one logical request; statuses in ``allow`` (e.g. 404) return instead of raising.
+
+        It goes to the transport's connection, not ``transport.perform_request``:
+        that returns the body only, and callers branch on the status they allowed
+        (404 "absent" against 200 "present").
+        """
+        allowed = frozenset(allow)
+        url = check_path(path)
+        data = None if body is None else json.dumps(body, separators=(",", ":")).encode()
+        params = dict(sorted(query.items())) if query else None
+
+        def send(timeout: float) -> tuple[int, Any]:
+            connection = self._os.transport.get_connection()
+            status, _headers, raw = connection.perform_request(
+                method, url, params, data, timeout=timeout, ignore=tuple(allowed)
+            )
+            return status, _decode(raw)
+
+        return self._retrying(method, path, send, idempotent)
+
+    def call(
+        self,
+        method: str,
+        path: str,
+        api: Callable[[OpenSearch, float], Any],
+        *,
+        allow: Iterable[int] = (),
+        idempotent: bool | None = None,
+    ) -> Response:
+        """Run ``api(client, timeout)``, a typed opensearch-py call, under the retry rules.
+
+        ``method`` and ``path`` are what ``api`` sends: they name the call in
+        errors, decide idempotence as for :meth:`request`, and are checked for
+        dot segments (a typed API quotes ``/`` in an id, but not ``..``).
+        ``timeout`` is the attempt's share of the deadline; a status in ``allow``
+        returns as a :class:`Response` with the error body.
+        """
+        check_path(path)
+        return self._retrying(
+            method, path, lambda timeout: (200, api(self._os, timeout)), idempotent, allow
+        )
+
+    def _retrying(
+        self,
+        method: str,
+        path: str,
+        send: Callable[[float], tuple[int, Any]],
+        idempotent: bool | None,
+        allow: Iterable[int] = (),
+    ) -> Response:
         allowed = frozenset(allow)
         if idempotent is None:
             idempotent = method in ("GET", "HEAD", "PUT", "DELETE")
@@ -276,16 +406,21 @@ class OpenSearchClient:
         first_denial: float | None = None
         attempt = 0
         while True:
+            timeout = max(1.0, min(self._request_timeout, self.remaining()))
             try:
-                status, raw = self._send(method, path, query, body)
-            except (urllib3.exceptions.HTTPError, OSError) as exc:
+                status, body = send(timeout)
+            except ClientConnectionError as exc:  # also ConnectionTimeout and SSLError
+                cause = exc.info if isinstance(exc.info, BaseException) else exc
                 failure = OpenSearchError(
-                    method, path, 0, "connection_error", type(exc).__name__ + ": " + str(exc)
+                    method, path, 0, "connection_error", f"{type(cause).__name__}: {cause}"
                 )
                 retryable = idempotent
-            else:
-                if status < 300 or status in allowed:
-                    return Response(status, _decode(raw))
+            except TransportError as exc:
+                status = exc.status_code if isinstance(exc.status_code, int) else 0
+                # info is the parsed JSON body; error is the raw text when it was not JSON.
+                raw = exc.info if exc.info is not None else exc.error
+                if status in allowed:
+                    return Response(status, raw)
                 error_type, reason = parse_error(status, raw)
                 failure = OpenSearchError(method, path, status, error_type, reason)
                 retryable = status in PRE_EXECUTION_RETRY or (idempotent and status in SERVER_RETRY)
@@ -293,7 +428,9 @@ class OpenSearchClient:
                     now = self._clock.now()
                     first_denial = now if first_denial is None else first_denial
                     if now - first_denial >= PERMANENT_DENIAL_SECONDS:
-                        raise PermissionDenied(failure, now - started)
+                        raise PermissionDenied(failure, now - started) from None
+            else:
+                return Response(status, body)
             if not retryable:
                 raise failure
             delay = self._backoff.delay(attempt)
@@ -303,39 +440,13 @@ class OpenSearchClient:
             self._clock.sleep(delay)
             attempt += 1
 
-    def _send(
-        self, method: str, path: str, query: Mapping[str, str] | None, body: Any
-    ) -> tuple[int, bytes]:
-        if not path.startswith("/") or any(seg in (".", "..") for seg in path.split("/")):
-            # A crafted id must never turn into another API's path (quote keeps "../").
-            raise ValueError(f"refusing a request path with dot segments: {path[:200]!r}")
-        url = self._base + quote(path, safe="/_-.~,*")
-        if query:
-            url += "?" + urlencode(sorted(query.items()))
-        data = None if body is None else json.dumps(body, separators=(",", ":")).encode()
-        headers = {"Host": self._host, "Accept": "application/json"}
-        if data is not None:
-            headers["Content-Type"] = "application/json"
-        signed = AWSRequest(method=method, url=url, data=data, headers=headers)
-        SigV4Auth(self._credentials(), "es", self._region).add_auth(signed)
-        timeout = max(1.0, min(self._request_timeout, self.remaining()))
-        response = self._pool.request(
-            method,
-            url,
-            body=data,
-            headers=dict(signed.headers.items()),
-            timeout=urllib3.Timeout(connect=min(5.0, timeout), read=timeout),
-            retries=False,
-            redirect=False,
-            preload_content=True,
-        )
-        return response.status, response.data or b""
 
-
-def _decode(raw: bytes) -> Any:
+def _decode(raw: str | bytes | None) -> Any:
     if not raw:
         return None
+    if isinstance(raw, bytes):
+        raw = raw.decode("utf-8", "replace")
     try:
-        return json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError):
-        return raw.decode("utf-8", "replace")
+        return json.loads(raw)
+    except ValueError:
+        return raw

@@ -19,7 +19,7 @@ import pytest
 
 from tests.evaluate.search_emulator import SearchEmulator
 from tests.support.opensearch_emulator import Principal
-from tools.signed_http import SignedHttpClient
+from tools.opensearch import SignedHttpClient
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "lambdas"))
 from ml_setup.access_mapping import CLIENT_CLUSTER_ACTIONS, CLIENT_INDEX_ACTIONS

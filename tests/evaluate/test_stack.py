@@ -24,7 +24,7 @@ from tests.support.opensearch_emulator import Principal
 from tools.evaluate.local import embed_texts, in_process, run_local
 from tools.evaluate.metrics import evaluate, ranked
 from tools.evaluate.stack import StackError, StackTarget
-from tools.signed_http import SignedHttpClient
+from tools.opensearch import SignedHttpClient
 
 REGION = "eu-west-1"
 MASTER = Principal("arn:aws:iam::111122223333:role/eval-admin", "FAKEKEYEVALADMIN", "secret-admin")

@@ -200,3 +200,62 @@ def test_an_ml_commons_403_that_persists_fails_after_the_short_bound(
     assert clock.now() - started < 80
     assert caught.value.reason.startswith("permission denied (still refused after")
     assert "privilege to perform this operation" in caught.value.reason
+
+
+# -- opensearch-py underneath: its retries are off, ours are the only ones
+
+
+CREATE = "/_plugins/_ml/connectors/_create"
+
+
+@pytest.mark.parametrize("how", ["path", "typed"])
+def test_a_dropped_post_is_sent_once_and_fails_with_a_one_line_connection_error(
+    emulator: OpenSearchEmulator, clock: FakeClock, runtime: Runtime, how: str
+) -> None:
+    """opensearch-py would resend after a connection error (Transport retries every
+    ConnectionError when max_retries > 0); a POST that may have created an object must not
+    be resent blindly, so exactly one attempt reaches the domain, by path or typed API."""
+    emulator.role_mappings["ml_full_access"] = {"backend_roles": [SETUP.arn]}
+    emulator.faults.drop_connections(3, path_prefix=CREATE)
+    c = client(emulator, clock)
+    with pytest.raises(OpenSearchError) as caught:
+        if how == "path":
+            c.request("POST", CREATE, body={})
+        else:
+            c.call(
+                "POST",
+                CREATE,
+                lambda os, t: os.plugins.ml.create_connector(body={}, request_timeout=t),
+            )
+    assert caught.value.status == 0 and caught.value.error_type == "connection_error"
+    assert "\n" not in str(caught.value) and len(str(caught.value)) <= 700
+    assert emulator.faults.pending() == 2 and clock.sleeps == []
+    assert len(emulator.calls(SETUP.arn)) == 1
+
+
+def test_typed_api_calls_are_retried_by_our_rules_only(
+    emulator: OpenSearchEmulator, clock: FakeClock, runtime: Runtime
+) -> None:
+    """A typed plugins.ml call (common.get_model) meeting 503s: every attempt is one of ours
+    (one backoff sleep between two attempts), none is opensearch-py's own."""
+    from ml_setup.common import get_model
+
+    emulator.role_mappings["ml_full_access"] = {"backend_roles": [SETUP.arn]}
+    emulator.faults.unavailable(3, path_prefix="/_plugins/_ml/models/")
+    assert get_model(client(emulator, clock), "abcdefghijklmnopqrst") is None  # 404: absent
+    attempts = [c for c in emulator.calls(SETUP.arn) if c[2].startswith("/_plugins/_ml/models/")]
+    assert [c[3] for c in attempts] == [503, 503, 503, 404]
+    assert len(clock.sleeps) == 3
+
+
+def test_a_path_with_dot_segments_is_refused_before_anything_is_sent(
+    emulator: OpenSearchEmulator, clock: FakeClock, runtime: Runtime
+) -> None:
+    c = client(emulator, clock)
+    for call in (
+        lambda: c.request("GET", "/_plugins/_ml/models/../../_security/api/roles"),
+        lambda: c.call("GET", "/_plugins/_ml/models/..", lambda os, t: os.info()),
+    ):
+        with pytest.raises(ValueError, match="dot segments"):
+            call()
+    assert emulator.calls() == []

@@ -29,7 +29,7 @@ from tests.support.domain_fixtures import (
 )
 from tests.support.opensearch_emulator import Principal
 from tests.tools.emulated_domain import SmokeTestDomain
-from tools.signed_http import SignedHttpClient
+from tools.opensearch import SignedHttpClient
 
 CLIENT_ROLE = "e5search-dev-search-client"
 SMOKE_ONLY = Principal(f"arn:aws:iam::{ACCOUNT}:role/not-mapped", "FAKEKEYNOTMAPPED0000001", "x")

@@ -38,7 +38,7 @@ from tests.ml_setup.test_migration import (  # noqa: F401 - filled is a fixture
 )
 from tests.support.opensearch_emulator import OpenSearchEmulator
 from tools.migrate import Migration, MigrationFailed
-from tools.signed_http import SignedHttpClient
+from tools.opensearch import SignedHttpClient
 
 
 class Killed(BaseException):

@@ -50,7 +50,7 @@ from tqdm import tqdm
 
 from tools.evaluate.datasets import Dataset
 from tools.evaluate.metrics import Run
-from tools.signed_http import SignedHttpClient, SignedHttpError, TransportError, error_text
+from tools.opensearch import SignedHttpClient, SignedHttpError, TransportError, error_text
 
 SEMANTIC_FIELD = "passage_text"
 BM25_FIELD = "bm25_text"

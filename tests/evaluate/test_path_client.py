@@ -1,4 +1,5 @@
-"""Retry, backoff and body rules of ``tools.signed_http`` (the one SigV4 client of tools/).
+"""Retry, backoff and body rules of ``tools.opensearch.SignedHttpClient`` (the path client
+the smoke test, the evaluation and the migration use, on opensearch-py).
 
 Here, not in tests/tools/, because the retries exist for the evaluation's long
 ingests (tests/tools/ covers the smoke test, which keeps one attempt per call).
@@ -16,18 +17,18 @@ import json
 import random
 import ssl
 import threading
-import urllib.error
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
+import urllib3
 from botocore.credentials import ReadOnlyCredentials
 
 from tests.evaluate.search_emulator import SearchEmulator
 from tests.support.opensearch_emulator import Principal
-from tools.signed_http import SignedHttpClient, StatusError, TransportError
+from tools.opensearch import SignedHttpClient, StatusError, TransportError
 
 REGION = "eu-west-1"
 CREDS = ReadOnlyCredentials("FAKEKEYTESTTESTTEST", "secret", None)
@@ -44,6 +45,7 @@ class Seen:
     path: str
     body: bytes
     headers: dict[str, str]
+    content_types: list[str] = field(default_factory=list)  # every Content-Type header sent
 
 
 @dataclass
@@ -64,7 +66,10 @@ def server() -> Iterator[Scripted]:
         def _any(self) -> None:
             length = int(self.headers.get("Content-Length") or 0)
             body = self.rfile.read(length) if length else b""
-            state.seen.append(Seen(self.command, self.path, body, dict(self.headers.items())))
+            # Header names lower-cased: HTTP treats them case-insensitively.
+            headers = {k.lower(): v for k, v in self.headers.items()}
+            content_types = self.headers.get_all("Content-Type") or []
+            state.seen.append(Seen(self.command, self.path, body, headers, content_types))
             step = state.script.pop(0) if state.script else 200
             if step == DROP:
                 self.close_connection = True
@@ -144,7 +149,7 @@ def test_429_is_retried_even_for_a_post_resending_the_same_signed_bytes(server) 
     assert [s.path for s in server.seen] == ["/idx/_doc?refresh=true"] * 3
     assert {s.body for s in server.seen} == {b'{"n": 1}'}
     # Signed afresh for every attempt, with credentials read again each time.
-    assert all(s.headers["Authorization"].startswith("AWS4-HMAC-SHA256 ") for s in server.seen)
+    assert all(s.headers["authorization"].startswith("AWS4-HMAC-SHA256 ") for s in server.seen)
     assert rec.credential_reads == 3
     assert len(rec.sleeps) == 2 and c.retries_done == 2
 
@@ -217,11 +222,12 @@ def test_a_certificate_that_does_not_verify_is_not_retried(server, monkeypatch) 
     """Retrying cannot fix it, and must never wear it down: one attempt, a clear error."""
     calls: list[str] = []
 
-    def untrusted(request: Any, timeout: float) -> Any:
-        calls.append(request.full_url)
-        raise urllib.error.URLError(ssl.SSLCertVerificationError("certificate verify failed"))
+    def untrusted(pool: Any, method: str, url: str, *args: Any, **kwargs: Any) -> Any:
+        # What urllib3 raises when the server's certificate does not verify.
+        calls.append(url)
+        raise urllib3.exceptions.SSLError(ssl.SSLCertVerificationError("certificate verify failed"))
 
-    monkeypatch.setattr("tools.signed_http.urllib.request.urlopen", untrusted)
+    monkeypatch.setattr(urllib3.connectionpool.HTTPConnectionPool, "urlopen", untrusted)
     rec = Recorder()
     with pytest.raises(TransportError, match="certificate verify failed") as caught:
         client(server, rec).request("GET", "/")
@@ -283,7 +289,8 @@ def test_ndjson_bodies_for_bulk(server) -> None:
     lines = [{"index": {"_id": "d1"}}, {"text": "one"}, {"index": {"_id": "d2"}}, {"text": "two"}]
     client(server, rec).request("POST", "/idx/_bulk", ndjson=iter(lines), idempotent=True)
     seen = server.seen[0]
-    assert seen.headers["Content-Type"] == "application/x-ndjson"
+    # One Content-Type: ours replaces opensearch-py's default application/json.
+    assert seen.content_types == ["application/x-ndjson"]
     assert seen.body.endswith(b"\n")  # OpenSearch refuses a bulk body without it
     assert [json.loads(line) for line in seen.body.decode().splitlines()] == lines
     with pytest.raises(ValueError, match="either body or ndjson"):
