@@ -116,8 +116,11 @@ class EnvironmentConfig:
     endpoint_initial_instance_count: int = 1
     endpoint_min_capacity: int = 1
     endpoint_max_capacity: int = 2
-    # Invocations per instance per minute at which autoscaling adds capacity.
-    endpoint_target_invocations_per_instance: int = 600
+    # Concurrent requests per instance (ConcurrentRequestsPerModel, queued ones
+    # included) that autoscaling holds. None: one per model-server worker
+    # (stacks/ingest_capacity.py autoscaling_target_concurrency); an override must
+    # lie between 1 and the instance's slots (2 per worker).
+    endpoint_target_concurrency: int | None = None
     # Encoder backend of the model server (model/fast_path.py, docs/model-server.md):
     # "exact" (fp32, the default) or the measured opt-in fast path "bf16", which
     # needs an instance family with AMX (see ENDPOINT_AMX_FAMILIES).
@@ -443,7 +446,7 @@ _RULES: dict[str, Rule] = {
     "endpoint_initial_instance_count": _int(1, 20),
     "endpoint_min_capacity": _int(1, 40),
     "endpoint_max_capacity": _int(1, 40),
-    "endpoint_target_invocations_per_instance": _int(1, 100000),
+    "endpoint_target_concurrency": _int(1, 1000),
     "endpoint_inference_backend": _choice(ENDPOINT_INFERENCE_BACKENDS),
     "model_id": _match(MODEL_ID_RE, "a Hugging Face model id such as owner/name"),
     "model_revision": _match(REVISION_RE, "a 40-character lowercase hex commit id"),
@@ -473,6 +476,15 @@ _RULES: dict[str, Rule] = {
 }
 
 
+# Keys that no longer exist, with what replaced them (one line each).
+_REPLACED_KEYS = {
+    "endpoint_target_invocations_per_instance": (
+        "no longer used; the endpoint scales on concurrent requests per instance, "
+        "set endpoint_target_concurrency instead (docs/ingest-capacity.md)"
+    ),
+}
+
+
 def _validate(env: str, raw: dict[str, Any]) -> dict[str, Any]:
     """Check each key on its own; _cross_check then applies the rules that tie keys together."""
     for key, allowed in REQUIRED_KEYS.items():
@@ -481,6 +493,8 @@ def _validate(env: str, raw: dict[str, Any]) -> dict[str, Any]:
     v: dict[str, Any] = {}
     for key, value in raw.items():
         rule = _RULES.get(key) if isinstance(key, str) else None
+        if key in _REPLACED_KEYS:
+            raise ConfigError(f"cdk.json environments.{env}.{key}: {_REPLACED_KEYS[key]}")
         if rule is None:
             raise ConfigError(
                 f"cdk.json environments.{env}: unknown key {key!r}; "
@@ -513,6 +527,7 @@ def _cross_check(cfg: EnvironmentConfig, given: set[str]) -> None:
             f"({cfg.endpoint_initial_instance_count}) must lie between endpoint_min_capacity "
             f"({cfg.endpoint_min_capacity}) and endpoint_max_capacity ({cfg.endpoint_max_capacity})"
         )
+    _check_target_concurrency(cfg)
     if cfg.availability_zones > 1 and cfg.data_node_count % cfg.availability_zones:
         raise ConfigError(
             f"cdk.json environments.{env}: data_node_count ({cfg.data_node_count}) must be a "
@@ -553,6 +568,24 @@ def _cross_check(cfg: EnvironmentConfig, given: set[str]) -> None:
         raise ConfigError(
             f"cdk.json: app_name {cfg.app_name!r} with environment {env!r} makes the domain name "
             f"{cfg.domain_name!r}, longer than OpenSearch's 28 characters"
+        )
+
+
+def _check_target_concurrency(cfg: EnvironmentConfig) -> None:
+    """An override above the instance's slots would let requests queue past the 60 s bound.
+
+    Imported here: stacks.ingest_capacity imports stacks.embedding_endpoint,
+    which imports this module.
+    """
+    from stacks.ingest_capacity import QUEUE_DEPTH, slots, workers_per_instance
+
+    target = cfg.endpoint_target_concurrency
+    most = slots(cfg.endpoint_instance_type, 1)
+    if target is not None and target > most:
+        raise ConfigError(
+            f"cdk.json environments.{cfg.name}: endpoint_target_concurrency ({target}) exceeds "
+            f"the {most} requests one {cfg.endpoint_instance_type} holds ({QUEUE_DEPTH} per "
+            f"worker x {workers_per_instance(cfg.endpoint_instance_type)} workers)"
         )
 
 

@@ -31,6 +31,21 @@ ROOT = Path(__file__).resolve().parent.parent
 VARIANT_NAME = "AllTraffic"
 
 
+def target_concurrency(config: EnvironmentConfig) -> int:
+    """The scaling policy's target: the override, else one request per worker.
+
+    Tracking concurrent requests (queued ones included) rather than invocations
+    per minute: under ingest each invocation takes seconds, so a saturated
+    instance serves few invocations a minute and a per-minute target never fires
+    (docs/ingest-capacity.md, "Autoscaling").
+    """
+    if config.endpoint_target_concurrency is not None:
+        return config.endpoint_target_concurrency
+    from stacks.ingest_capacity import autoscaling_target_concurrency  # imports this module
+
+    return autoscaling_target_concurrency(config.endpoint_instance_type)
+
+
 class EmbeddingEndpointStack(cdk.Stack):
     """SageMaker model, endpoint config, endpoint and autoscaling for one environment."""
 
@@ -130,9 +145,13 @@ class EmbeddingEndpointStack(cdk.Stack):
         )
         target.node.add_dependency(self.endpoint)
         target.scale_to_track_metric(
-            "InvocationsPerInstance",
-            predefined_metric=appscaling.PredefinedMetric.SAGEMAKER_VARIANT_INVOCATIONS_PER_INSTANCE,
-            target_value=config.endpoint_target_invocations_per_instance,
+            "ConcurrentRequestsPerModel",
+            predefined_metric=(
+                appscaling.PredefinedMetric.SAGEMAKER_VARIANT_CONCURRENT_REQUESTS_PER_MODEL_HIGH_RESOLUTION
+            ),
+            target_value=target_concurrency(config),
+            # The metric is sampled every 10 s; one minute between scale-outs lets a
+            # new instance come into service before the next step is judged.
             scale_in_cooldown=cdk.Duration.minutes(5),
             scale_out_cooldown=cdk.Duration.minutes(1),
         )

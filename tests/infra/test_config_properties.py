@@ -67,7 +67,7 @@ INT_KEYS = {
     "endpoint_initial_instance_count": (1, 20),
     "endpoint_min_capacity": (1, 40),
     "endpoint_max_capacity": (1, 40),
-    "endpoint_target_invocations_per_instance": (1, 100000),
+    "endpoint_target_concurrency": (1, 1000),
     "embedding_dimension": (1, 16000),
     "index_shards": (1, 64),
     "index_replicas": (0, 5),
@@ -478,7 +478,7 @@ def well_formed_block(draw: st.DrawFn) -> dict[str, Any]:
         endpoint_min_capacity=low,
         endpoint_max_capacity=high,
         endpoint_initial_instance_count=draw(st.integers(low, min(high, 20))),
-        endpoint_target_invocations_per_instance=draw(st.integers(1, 100000)),
+        endpoint_target_concurrency=draw(st.integers(1, 2)),
     )
     block["log_retention_days"] = draw(st.sampled_from(CHOICE_KEYS["log_retention_days"]))
     block["space_type"] = draw(st.sampled_from(CHOICE_KEYS["space_type"]))

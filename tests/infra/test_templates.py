@@ -92,7 +92,7 @@ def test_autoscaling_bounds_from_config(dev: Synthesized, prod: Synthesized) -> 
         (policy,) = synthesized.resources("AWS::ApplicationAutoScaling::ScalingPolicy").values()
         spec = policy["Properties"]["TargetTrackingScalingPolicyConfiguration"]
         metric = spec["PredefinedMetricSpecification"]["PredefinedMetricType"]
-        assert metric == "SageMakerVariantInvocationsPerInstance"
+        assert metric == "SageMakerVariantConcurrentRequestsPerModelHighResolution"
 
 
 def test_domain_is_secure_by_default(dev: Synthesized) -> None:
