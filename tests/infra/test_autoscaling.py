@@ -99,9 +99,7 @@ def test_target_concurrency_above_the_instance_slots_is_refused_in_one_line() ->
     message = _error(endpoint_target_concurrency=5)  # ml.m5.large holds 2 x 2 = 4
     assert "endpoint_target_concurrency (5) exceeds the 4 requests" in message
     assert "ml.m5.large" in message
-    assert load_config(
-        {**cdk_context(), "environments": {**cdk_context()["environments"]}}, "dev"
-    ).endpoint_target_concurrency is None
+    assert load_config(cdk_context(), "dev").endpoint_target_concurrency is None
 
 
 @pytest.mark.parametrize("value", [0, -1, 1001, 2.5, True, "2"])
