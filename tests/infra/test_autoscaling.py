@@ -44,14 +44,18 @@ def test_policy_tracks_concurrent_requests_per_model_at_one_per_worker(
 
 
 @pytest.mark.parametrize("env", sorted(EXPECTED))
-def test_the_loader_default_pace_makes_target_tracking_scale_out(env: str) -> None:
-    """At the loader's default pace the policy's desired count exceeds the minimum.
+def test_the_loader_default_pace_makes_target_tracking_scale_out(env: str, synth_env: Any) -> None:
+    """At the loader's default pace the synthesized policy asks for more than the minimum.
 
     Target tracking sets capacity to about ceil(instances x metric / target); the
-    metric under ingest is the loader's requests in flight per instance.
+    policy's metric counts requests at the container, queued ones included, so under
+    ingest it is the loader's requests in flight per instance.
     """
+    spec = _policy_config(synth_env(env))
+    assert spec["PredefinedMetricSpecification"]["PredefinedMetricType"] == CONCURRENCY_METRIC
+    target = spec["TargetValue"]
     cfg = load_config(cdk_context(), env)
-    target, low, loader = EXPECTED[env]
+    _, low, loader = EXPECTED[env]
     cap = derive(
         cfg.endpoint_instance_type,
         cfg.endpoint_min_capacity,
@@ -104,7 +108,9 @@ def test_target_concurrency_above_the_instance_slots_is_refused_in_one_line() ->
 
 @pytest.mark.parametrize("value", [0, -1, 1001, 2.5, True, "2"])
 def test_target_concurrency_must_be_an_integer_in_range(value: Any) -> None:
-    assert "endpoint_target_concurrency" in _error(endpoint_target_concurrency=value)
+    message = _error(endpoint_target_concurrency=value)
+    assert message.startswith("cdk.json environments.dev.endpoint_target_concurrency: ")
+    assert message.endswith("expected an integer from 1 to 1000")
 
 
 def test_the_replaced_per_minute_key_names_its_replacement() -> None:
