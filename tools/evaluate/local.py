@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Literal
@@ -79,6 +80,24 @@ def load_embedding_model(
     elif not os.environ.get(inference.ENV_THREADS, "").strip():
         config = dataclasses.replace(config, threads=1)
     return inference.load_model(path, config)
+
+
+class LazyModel:
+    """A model loaded on first use, so a run whose vectors are all cached loads nothing."""
+
+    def __init__(self, model_dir: str | Path, config: inference.HandlerConfig) -> None:
+        self.model_dir = Path(model_dir)
+        self.config = config
+        self.load_seconds: float | None = None
+        self._model: inference.EmbeddingModel | None = None
+
+    def get(self) -> inference.EmbeddingModel:
+        """The loaded model (loading it the first time)."""
+        if self._model is None:
+            started = time.perf_counter()
+            self._model = inference.load_model(self.model_dir, self.config)
+            self.load_seconds = time.perf_counter() - started
+        return self._model
 
 
 def embed_texts(
