@@ -117,7 +117,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "--search-pipeline",
         default=None,
         help="the deployed hybrid search pipeline (stack output HybridSearchPipelineName); "
-        "default: a temporary one with the same min-max, 0.3/0.7 settings",
+        "default: a temporary one with the same min-max, 0.5/0.5 settings",
     )
 
     sub.add_parser("stats", parents=[common], help="dataset length statistics only")
