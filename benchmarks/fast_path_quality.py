@@ -11,7 +11,8 @@ under ``--cache`` (default ``~/.cache/e5-fast-path``, outside the repository)
 and written every ``--flush-every`` texts (``tools/evaluate/embedding_cache.py``),
 so a killed run resumes where it stopped and a subsample reuses the full
 corpus' vectors: on one core E5 needs about half an hour for SciFact. The
-passages/s column is over every timed shard, across resumes.
+passages/s column is over the timed shards made of this run's texts only,
+across resumes (shards other runs added, e.g. chunks, do not count).
 
 ``--subsample N`` keeps every document judged for a test query plus seeded
 random others up to N documents, when the whole corpus costs too much CPU; the
@@ -102,7 +103,7 @@ def main(argv: list[str] | None = None) -> None:
                 lambda batch, ct=content_type, m=model: embed_texts(m.get(), batch, ct),
                 progress,
             )
-            rates[content_type] = cache.rate()
+            rates[content_type] = cache.rate(texts)
         run = dense_run(vectors["query"], vectors["passage"], query_ids, doc_ids, 100)
         ndcg = evaluate(dataset.qrels, run, (10,))["NDCG@10"]
         first = ndcg if first is None else first

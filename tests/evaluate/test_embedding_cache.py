@@ -70,6 +70,15 @@ def test_the_rate_survives_a_resume_and_imported_vectors_are_not_timed(tmp_path)
     assert reopened.shards == 2
 
 
+def test_the_rate_of_a_text_set_ignores_shards_other_runs_added(tmp_path):
+    cache = EmbeddingCache(tmp_path, "m")
+    cache.put(["a", "b"], fake_vectors(["a", "b"]), seconds=1.0)  # this set: 2/s
+    cache.put(["chunk"], fake_vectors(["chunk"]), seconds=10.0)  # another run's text
+    assert cache.rate(["a", "b"]) == pytest.approx(2.0)
+    assert cache.rate() == pytest.approx(3 / 11)
+    assert cache.rate(["zzz"]) is None
+
+
 def test_get_names_a_missing_text(tmp_path):
     with pytest.raises(KeyError, match="not cached: 'absent'"):
         EmbeddingCache(tmp_path, "m").get(["absent"])

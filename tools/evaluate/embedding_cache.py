@@ -53,8 +53,7 @@ class EmbeddingCache:
         self.directory = Path(root) / name
         self.flush_every = flush_every
         self._vectors: dict[str, np.ndarray] = {}
-        self._timed_texts = 0
-        self._timed_seconds = 0.0
+        self._timed: list[tuple[frozenset[str], float]] = []  # (keys, seconds) per timed shard
         self._shards = 0
         self._load()
 
@@ -69,8 +68,7 @@ class EmbeddingCache:
             for key, vector in zip(keys, vectors, strict=True):
                 self._vectors[key] = vector
             if np.isfinite(seconds):
-                self._timed_texts += len(keys)
-                self._timed_seconds += seconds
+                self._timed.append((frozenset(keys), seconds))
             self._shards += 1
 
     def __len__(self) -> int:
@@ -119,8 +117,7 @@ class EmbeddingCache:
         for key, vector in zip(keys, np.asarray(vectors, dtype=np.float32), strict=True):
             self._vectors[key] = vector
         if np.isfinite(seconds):
-            self._timed_texts += len(keys)
-            self._timed_seconds += seconds
+            self._timed.append((frozenset(keys), seconds))
         self._shards += 1
 
     def embed(
@@ -156,11 +153,22 @@ class EmbeddingCache:
             return np.zeros((0, 0), dtype=np.float32)
         return np.vstack(rows)
 
-    def rate(self) -> float | None:
-        """Texts per second over every timed shard (None: nothing timed)."""
-        if not self._timed_texts or self._timed_seconds <= 0:
+    def rate(self, texts: Sequence[str] | None = None) -> float | None:
+        """Texts per second over the timed shards (None: nothing timed).
+
+        With ``texts``, only shards made entirely of those texts count, so the
+        figure is that text set's even when other runs (chunks, a subsample)
+        added shards to the same cache.
+        """
+        wanted = None if texts is None else {text_key(t) for t in texts}
+        count, seconds = 0, 0.0
+        for keys, took in self._timed:
+            if wanted is None or keys <= wanted:
+                count += len(keys)
+                seconds += took
+        if not count or seconds <= 0:
             return None
-        return self._timed_texts / self._timed_seconds
+        return count / seconds
 
     @property
     def shards(self) -> int:
