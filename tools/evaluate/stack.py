@@ -28,7 +28,7 @@ Systems and how each is asked:
 * ``bm25``: a ``match`` query on a plain ``text`` copy of the passage.
 * ``hybrid``: a ``hybrid`` query (that match + that neural query) through a
   search pipeline whose normalization processor does min-max normalisation and
-  a weighted arithmetic mean (0.3 BM25, 0.7 semantic).
+  a weighted arithmetic mean (0.5 BM25, 0.5 semantic).
 
 Ingest is the part that meets the endpoint's throughput limits: ``_bulk``
 requests, retried with exponential backoff on HTTP 429/5xx, and items that
@@ -54,7 +54,7 @@ from tools.opensearch import SignedHttpClient, SignedHttpError, TransportError, 
 
 SEMANTIC_FIELD = "passage_text"
 BM25_FIELD = "bm25_text"
-HYBRID_WEIGHTS = (0.3, 0.7)  # (bm25, semantic): must sum to 1, neural-search checks it
+HYBRID_WEIGHTS = (0.5, 0.5)  # (bm25, semantic): must sum to 1, neural-search checks it
 PREDICT_BATCH = 10  # texts per _predict call, like neural-search's ingest batches
 SYSTEMS = ("symmetric", "asymmetric", "bm25", "hybrid")
 
