@@ -112,7 +112,7 @@ def main(argv: list[str] | None = None) -> None:
             f"| {_rate(rates['passage'])} | {_rate(rates['query'])} "
             f"| {'cached' if model.load_seconds is None else f'{model.load_seconds:.1f}'} |"
         )
-        print(rows[-1], flush=True)
+        print(f"  done: {rows[-1]}", flush=True)  # indented: the table below is the result
     print("| backend | NDCG@10 | delta (points) | passages/s | queries/s | load s |")
     print("| --- | ---: | ---: | ---: | ---: | ---: |")
     print("\n".join(rows))
