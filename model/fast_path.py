@@ -20,6 +20,11 @@ The others trade a measured, small amount of accuracy for CPU speed
   and ``onnx`` installed at start (the model package's fast-path requirements).
 * ``onnx-fp32``: the same export without quantization (a control: what ONNX
   Runtime alone gains).
+* ``torch-compile``: the fp32 module through ``torch.compile(dynamic=True)``
+  (Inductor's C++ kernels). Measured for issue 10, not offered to deployments
+  (``stacks/config.py`` allows ``exact`` and ``bf16``): the first requests pay
+  tens of seconds of compilation per new shape class and it needs a C++
+  compiler in the container, for a small gain (docs/model-server.md).
 
 Pooling (masked mean) and normalisation stay in ``inference.embed`` for every
 backend, so batch invariance is the same property everywhere; a backend only
@@ -43,7 +48,7 @@ import torch
 logger = logging.getLogger(__name__)
 
 ENV_BACKEND = "EMBEDDING_BACKEND"
-BACKENDS = ("exact", "bf16", "onnx-int8", "onnx-fp32")
+BACKENDS = ("exact", "bf16", "onnx-int8", "onnx-fp32", "torch-compile")
 DEFAULT_BACKEND = "exact"
 
 # (input_ids, attention_mask) -> last_hidden_state, float32 [batch, width, dim]
@@ -85,6 +90,8 @@ def build_encoder(
                 "has none, and emulated bf16 is slower than the exact fp32 path"
             )
         return _bf16_encoder(model)
+    if backend == "torch-compile":
+        return _torch_encoder(torch.compile(model, dynamic=True))
     return _onnx_encoder(model, threads, quantize=backend == "onnx-int8")
 
 
