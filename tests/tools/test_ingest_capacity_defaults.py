@@ -18,6 +18,7 @@ import pytest
 from stacks.config import EnvironmentConfig
 from stacks.ingest_capacity import READ_TIMEOUT_SECONDS, derive
 from tests.tools.conftest import CONCRETE_INDEX, Deployed
+from tests.tools.emulated_domain import SmokeTestDomain
 from tests.tools.moto_stacks import CLIENT_ARN, MASTER_ARN, REGION, deploy_outputs, mocked_aws
 from tests.tools.test_ingest import BULK, ingest, write_jsonl
 from tools.ingest import cli
@@ -91,15 +92,34 @@ def test_a_malformed_capacity_output_is_one_clear_line(monkeypatch: pytest.Monke
             cli.resolve(args, boto3.Session(region_name=REGION))
 
 
+def dev_sized_domain(
+    domain: SmokeTestDomain,
+    pool: int | None = None,
+    endpoint_seconds: float = 0.0,
+    acquire_timeout: float = 0.0,
+) -> None:
+    """dev's semantic batch (12) on the index; with ``pool``, the connector's per-node pool
+    of that size emulated, each predict holding a connection ``endpoint_seconds`` and a
+    waiter giving up after ``acquire_timeout`` (the SDK's 10 s, scaled like the endpoint)."""
+    with domain.lock:
+        domain.indices[CONCRETE_INDEX].settings[
+            "index.neural_search.semantic_ingest_batch_size"
+        ] = "12"
+        if pool is not None:
+            for connector in domain.connectors.values():
+                connector["client_config"] = {"max_connection": pool}
+    if pool is not None:
+        domain.emulate_connection_pool = True
+        domain.endpoint_seconds = endpoint_seconds
+        domain.pool_acquire_timeout = acquire_timeout
+
+
 def test_by_default_each_bulk_request_is_one_endpoint_invocation(
     deployed: Deployed, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """With the index at the stack's batch size (dev: 12), every bulk is one predict."""
     domain = deployed.domain
-    with domain.lock:
-        domain.indices[CONCRETE_INDEX].settings[
-            "index.neural_search.semantic_ingest_batch_size"
-        ] = "12"
+    dev_sized_domain(domain)
     source = write_jsonl(tmp_path / "docs.jsonl", 100)
     predicts = domain.bulk_predict_calls
     # --semantic-batch-size stands in for the SemanticIngestBatchSize output here.
@@ -119,15 +139,7 @@ def test_the_sized_pace_fits_the_connection_pool_and_the_old_default_overfills_i
     requests of 100 documents, i.e. 4 x 9 concurrent predicts) waits for connections
     past the SDK's acquire timeout and gets ML Commons' 500 (ml-commons #2487)."""
     domain = deployed.domain
-    with domain.lock:
-        domain.indices[CONCRETE_INDEX].settings[
-            "index.neural_search.semantic_ingest_batch_size"
-        ] = "12"
-        for connector in domain.connectors.values():
-            connector["client_config"] = {"max_connection": 9}
-    domain.emulate_connection_pool = True
-    domain.endpoint_seconds = 0.3  # each predict holds its connection this long
-    domain.pool_acquire_timeout = 0.1  # the SDK's 10 s, scaled like the endpoint time
+    dev_sized_domain(domain, pool=9, endpoint_seconds=0.3, acquire_timeout=0.1)
     sized = write_jsonl(tmp_path / "sized.jsonl", 96)
     code, summary = ingest(deployed, tmp_path, capsys, str(sized), "--semantic-batch-size", "12",
                            "--concurrency", "4", "--max-attempts", "1")  # fmt: skip
@@ -149,15 +161,7 @@ def test_a_full_connection_pool_slows_the_loader_down_and_nothing_is_lost(
 ) -> None:
     """ML Commons' pool-exhaustion 500 is back-pressure: the pace halves, retries succeed."""
     domain = deployed.domain
-    with domain.lock:
-        domain.indices[CONCRETE_INDEX].settings[
-            "index.neural_search.semantic_ingest_batch_size"
-        ] = "12"
-        for connector in domain.connectors.values():
-            connector["client_config"] = {"max_connection": 9}
-    domain.emulate_connection_pool = True
-    domain.endpoint_seconds = 0.2
-    domain.pool_acquire_timeout = 0.05
+    dev_sized_domain(domain, pool=9, endpoint_seconds=0.2, acquire_timeout=0.05)
     source = write_jsonl(tmp_path / "docs.jsonl", 400)
     code, summary = ingest(deployed, tmp_path, capsys, str(source), "--semantic-batch-size", "12",
                            "--concurrency", "4", "--batch-size", "100")  # fmt: skip

@@ -87,6 +87,14 @@ def tool(domain: OpenSearchEmulator, *, kill_after: int | None = None) -> Migrat
     return migration
 
 
+def migrate_and_adopt(deployed: Stack, domain: OpenSearchEmulator) -> None:
+    """tools.migrate copies every document, then the next deploy adopts its copy."""
+    result = tool(domain).run()
+    assert result is not None and result.documents == len(TEXTS)
+    assert deployed.update()[INDEX].status == "SUCCESS"
+    assert_all_reembedded(deployed, domain, 384)
+
+
 def refuse(deployed: Stack) -> tuple[str, Any]:
     """A shard change on 60 documents at 1 doc/s with a 30 s budget: refused by the estimate."""
     old_index = deployed.physical[INDEX]
@@ -240,10 +248,7 @@ def test_a_copy_slower_than_estimated_names_the_command_which_then_completes_it(
     assert "python -m tools.migrate --env dev" in result.reason
     assert emulator.aliases == {"documents": {old_index: {}}}
     emulator.reindex_docs_per_poll = 25
-    migrated = tool(emulator).run()
-    assert migrated is not None and migrated.documents == len(TEXTS)
-    assert filled.update()[INDEX].status == "SUCCESS"
-    assert_all_reembedded(filled, emulator, 384)
+    migrate_and_adopt(filled, emulator)
 
 
 def test_a_deploy_during_the_command_leaves_its_copy_alone(
@@ -262,10 +267,7 @@ def test_a_deploy_during_the_command_leaves_its_copy_alone(
     assert f"python -m tools.migrate is copying into {target}" in update.reason
     assert emulator.indices[target].docs == copied, "the command's copy is untouched"
     assert not [c for c in emulator.calls() if c[1] == "DELETE" and c[2] == f"/{target}"]
-    result = tool(emulator).run()
-    assert result is not None and result.documents == len(TEXTS)
-    assert filled.update()[INDEX].status == "SUCCESS"
-    assert_all_reembedded(filled, emulator, 384)
+    migrate_and_adopt(filled, emulator)
 
 
 def test_a_plan_whose_model_is_gone_stops_before_touching_anything(
